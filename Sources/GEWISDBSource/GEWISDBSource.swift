@@ -1,0 +1,1 @@
+// GEWISDBSource: see Package.swift for what lives here.

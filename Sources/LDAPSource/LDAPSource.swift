@@ -1,0 +1,1 @@
+// LDAPSource: see Package.swift for what lives here.

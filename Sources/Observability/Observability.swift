@@ -1,0 +1,1 @@
+// Observability: see Package.swift for what lives here.

@@ -1,0 +1,1 @@
+// SudoSOSStore: see Package.swift for what lives here.

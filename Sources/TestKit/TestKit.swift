@@ -1,0 +1,2 @@
+import SyncEngine
+import SudoSOSStore

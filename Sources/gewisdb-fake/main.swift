@@ -1,0 +1,1 @@
+print("gewisdb-fake: not yet")
