@@ -1,2 +1,151 @@
-import SyncEngine
-import SudoSOSStore
+import Foundation
+
+/// Where the integration tests find their services: `scripts/test` starts them and exports
+/// their endpoints (`SUDOSOS_TEST_*`, see docs/testing.md).
+public enum TestEnvironment {
+    public struct Missing: Error, CustomStringConvertible {
+        public var key: String
+        public var description: String {
+            "\(key) is not set: run the integration tests through scripts/test, which starts the services they use"
+        }
+    }
+
+    /// The value of `key`; throws (failing the test) when the harness did not set it.
+    public static func require(_ key: String) throws -> String {
+        guard let value = ProcessInfo.processInfo.environment[key], !value.isEmpty else { throw Missing(key: key) }
+        return value
+    }
+
+    /// The folder holding the built products (`sudosos-sync`, `gewisdb-fake`).
+    public static var productsDirectory: URL {
+        // The test bundle lives in the products folder: .build/<triple>/debug/<name>.xctest
+        let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        var dir = bundle.deletingLastPathComponent()
+        while dir.path != "/" {
+            if FileManager.default.fileExists(atPath: dir.appendingPathComponent("sudosos-sync").path) { return dir }
+            dir = dir.deletingLastPathComponent()
+        }
+        return Bundle.main.bundleURL
+    }
+
+    /// Path of a built executable of this package.
+    public static func executable(_ name: String) -> String {
+        productsDirectory.appendingPathComponent(name).path
+    }
+
+    /// The repository's root (for fixtures and scripts).
+    public static var repositoryRoot: URL {
+        var dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        while dir.path != "/" {
+            if FileManager.default.fileExists(atPath: dir.appendingPathComponent("Package.swift").path) { return dir }
+            dir = dir.deletingLastPathComponent()
+        }
+        return dir
+    }
+}
+
+/// Waits until `condition` holds, polling; throws when `timeout` passes first.
+/// Use this instead of sleeping for a guessed time.
+public func waitUntil(
+    _ what: String, timeout: Duration = .seconds(10), poll: Duration = .milliseconds(20),
+    _ condition: () async throws -> Bool
+) async throws {
+    let clock = ContinuousClock()
+    let deadline = clock.now + timeout
+    while true {
+        if try await condition() { return }
+        if clock.now >= deadline { throw TimedOut(what: what, timeout: timeout) }
+        try await Task.sleep(for: poll)
+    }
+}
+
+public struct TimedOut: Error, CustomStringConvertible {
+    public var what: String
+    public var timeout: Duration
+    public var description: String { "timed out after \(timeout) waiting for \(what)" }
+}
+
+/// The result of a finished child process.
+public struct ProcessOutput: Sendable {
+    public var status: Int32
+    /// True when the process was ended by a signal (`status` is then the signal number).
+    public var signalled: Bool
+    public var stdout: String
+    public var stderr: String
+}
+
+/// Runs an executable to completion and collects its output.
+public func runProcess(
+    _ executable: String, _ arguments: [String], environment: [String: String]? = nil, stdin: String? = nil
+) throws -> ProcessOutput {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    if let environment { process.environment = environment }
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    let input = Pipe()
+    process.standardInput = input
+    try process.run()
+    if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+    try? input.fileHandleForWriting.close()
+    // Read both pipes concurrently so a chatty child cannot block on a full pipe.
+    nonisolated(unsafe) var errData = Data()
+    let group = DispatchGroup()
+    group.enter()
+    DispatchQueue.global().async {
+        errData = err.fileHandleForReading.readDataToEndOfFile()
+        group.leave()
+    }
+    let outData = out.fileHandleForReading.readDataToEndOfFile()
+    group.wait()
+    process.waitUntilExit()
+    return ProcessOutput(
+        status: process.terminationStatus, signalled: process.terminationReason == .uncaughtSignal,
+        stdout: String(decoding: outData, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
+}
+
+/// A database of its own for one test, cloned from the template the harness loaded with the
+/// SudoSOS tables. Drop it when done (`drop()`); leftovers vanish with the throwaway server.
+public struct TemporaryDatabase: Sendable {
+    /// libpq URI of the new database (superuser, trust auth on loopback).
+    public let url: String
+    public let name: String
+    private let serverURL: String
+
+    public static func create() throws -> TemporaryDatabase {
+        let server = try TestEnvironment.require("SUDOSOS_TEST_PG_URL")
+        let template = try TestEnvironment.require("SUDOSOS_TEST_PG_TEMPLATE")
+        let name = "t_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(20)
+        try psql(server, "CREATE DATABASE \(name) TEMPLATE \(template)")
+        guard let slash = server.lastIndex(of: "/") else { throw TestEnvironment.Missing(key: "SUDOSOS_TEST_PG_URL") }
+        return TemporaryDatabase(url: server[..<slash] + "/" + name, name: String(name), serverURL: server)
+    }
+
+    /// Runs SQL against this database through `psql` and returns its unaligned output
+    /// (`|`-separated columns, one row a line).
+    @discardableResult
+    public func sql(_ statement: String) throws -> String {
+        try psql(url, statement)
+    }
+
+    public func drop() {
+        _ = try? psql(serverURL, "DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
+    }
+}
+
+@discardableResult
+func psql(_ url: String, _ statement: String) throws -> String {
+    let result = try runProcess("/usr/bin/psql", ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", url, "-c", statement])
+    guard result.status == 0 else {
+        throw PSQLFailed(statement: statement, stderr: result.stderr)
+    }
+    return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+}
+
+public struct PSQLFailed: Error, CustomStringConvertible {
+    public var statement: String
+    public var stderr: String
+    public var description: String { "psql failed: \(stderr) (statement: \(statement))" }
+}

@@ -1,1 +1,0 @@
-// Observability: see Package.swift for what lives here.
