@@ -1,1 +1,0 @@
-// GEWISDBSource: see Package.swift for what lives here.

@@ -1,1 +1,0 @@
-// LDAPSource: see Package.swift for what lives here.
