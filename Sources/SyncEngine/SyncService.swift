@@ -23,7 +23,8 @@ public protocol SyncService: Sendable {
     /// Guard: whether `user` is synced by this service.
     func shouldSync(_ user: User, in snapshot: Snapshot) -> Bool
 
-    /// Pre hook: checks the source is ready before anything is read.
+    /// Pre hook: checks the source is reachable and ready before anything is read (also what
+    /// `check-config --connect` calls). Throws `SyncError.unavailable` / `.notReady`.
     func prepare(context: RunContext) async throws
 
     /// Reads the source for the targeted users, in bulk.
