@@ -152,5 +152,113 @@ public enum Validation {
     }
 }
 
+extension Validation {
+    /// Plan validation, the runner's last check before the threshold: drops the changes that
+    /// SudoSOS could not store and turns them into rejections, so one bad value cannot fail the
+    /// transaction of everything else.
+    ///
+    /// - `createUser`: names over 64 characters or with NUL, a non-empty e-mail that is not an
+    ///   address: the user is not created, nor anything that refers to it (`UserRef.new`).
+    /// - `updateUser` / `deactivateUser` / `deleteUser`: a field whose new value cannot be stored
+    ///   (too long, not an address, NUL, wrong type, unknown `acceptedToS`) is left out; an
+    ///   update left without fields is dropped, a deactivation or deletion still happens.
+    /// - `bind`: a UUID that is not 32 hex digits (`varchar(32)`) is dropped.
+    ///
+    /// Each rejected record counts once as `failed` (and no longer as `passed`).
+    public static func validate(_ plan: Plan) -> Plan {
+        var result = plan
+        result.changes = []
+        var rejections: [Rejection] = []
+        var droppedRefs = Set<Int>()
+
+        func check(_ value: FieldValue, _ field: UserField, record: String) -> Rejection? {
+            do {
+                switch (field, value) {
+                case (.firstName, .text(let v)), (.lastName, .text(let v)):
+                    _ = try name(v, field: field.rawValue, record: record)
+                case (.email, .text(let v)):
+                    if !v.isEmpty { _ = try email(v, field: field.rawValue, record: record) }
+                case (.acceptedToS, .text(let v)):
+                    if TermsOfServiceStatus(rawValue: v) == nil {
+                        return Rejection(record: record, reason: .unparsable, detail: "acceptedToS is not a known value")
+                    }
+                case (.active, .flag), (.ofAge, .flag), (.deleted, .flag), (.canGoIntoDebt, .flag):
+                    break
+                default:
+                    return Rejection(
+                        record: record, reason: .unparsable, detail: "\(field.rawValue) has a value of the wrong type")
+                }
+                return nil
+            } catch {
+                return error
+            }
+        }
+
+        func refersToDropped(_ ref: UserRef) -> Bool {
+            if case .new(let n) = ref { return droppedRefs.contains(n) }
+            return false
+        }
+
+        var rejectedRecords = Set<String>()
+        func reject(_ rejection: Rejection) {
+            rejections.append(rejection)
+            rejectedRecords.insert(rejection.record)
+        }
+
+        for planned in plan.changes {
+            switch planned.change {
+            case .createUser(let user):
+                let record = "new user #\(user.ref) (\(user.type.rawValue))"
+                let problems = [
+                    check(.text(user.firstName), .firstName, record: record),
+                    check(.text(user.lastName), .lastName, record: record),
+                    check(.text(user.email), .email, record: record),
+                ].compactMap { $0 }
+                if let first = problems.first {
+                    reject(first)
+                    droppedRefs.insert(user.ref)
+                } else {
+                    result.changes.append(planned)
+                }
+            case .updateUser(let id, let fields), .deactivateUser(let id, let fields), .deleteUser(let id, let fields):
+                var kept: [FieldChange] = []
+                for field in fields {
+                    if let problem = check(field.new, field.field, record: "user \(id)") {
+                        reject(problem)
+                    } else {
+                        kept.append(field)
+                    }
+                }
+                switch planned.change {
+                case .updateUser:
+                    if !kept.isEmpty { result.changes.append(PlannedChange(.updateUser(userId: id, fields: kept), reason: planned.reason)) }
+                case .deactivateUser:
+                    result.changes.append(PlannedChange(.deactivateUser(userId: id, fields: kept), reason: planned.reason))
+                default:
+                    result.changes.append(PlannedChange(.deleteUser(userId: id, fields: kept), reason: planned.reason))
+                }
+            case .bind(let user, let uuid):
+                if refersToDropped(user) { continue }
+                let hex = uuid.unicodeScalars.allSatisfy { ("0"..."9").contains($0) || ("a"..."f").contains($0) || ("A"..."F").contains($0) }
+                if uuid.unicodeScalars.count == 32 && hex {
+                    result.changes.append(planned)
+                } else {
+                    reject(Rejection(record: "\(user)", reason: .unparsable, detail: "the directory UUID is not 32 hex digits"))
+                }
+            case .addRole(let user, _, _):
+                if !refersToDropped(user) { result.changes.append(planned) }
+            case .addMembership(let user, let organ, _):
+                if !refersToDropped(user) && !refersToDropped(organ) { result.changes.append(planned) }
+            case .unbind, .removeRole, .removeMembership, .notice:
+                result.changes.append(planned)
+            }
+        }
+        result.rejected += rejections
+        result.entities.failed += rejectedRecords.count
+        result.entities.passed = max(0, result.entities.passed - rejectedRecords.count)
+        return result
+    }
+}
+
 /// A rejection is what the `Validation` checks throw.
 extension Rejection: Error {}
