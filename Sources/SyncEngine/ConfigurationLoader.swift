@@ -129,6 +129,9 @@ public struct ConfigurationLoader: Sendable {
         case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _),
             .composer(_, let problem, let mark, _):
             return "line \(mark.line): \(problem) (not valid YAML)"
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            let keys = duplicates.sorted().map { "\"\($0)\"" }.joined(separator: ", ")
+            return "line \(context.mark.line): key \(keys) is given twice"
         case .reader(let problem, _, _, _):
             return "\(problem) (not valid YAML)"
         default:

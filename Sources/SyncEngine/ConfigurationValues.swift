@@ -190,8 +190,8 @@ final class ConfigurationReader {
     func url(_ path: String, schemes: Set<String>, hostless: Set<String> = []) -> String? {
         guard let text = nonEmptyString(path) else { return nil }
         guard Self.isURL(text, schemes: schemes, hostless: hostless) else {
-            let list = schemes.sorted().map { $0 + "://" }.joined(separator: " or ")
-            bad(path, "is not a URL (use \(list)HOST)")
+            let list = schemes.sorted().map { $0 + "://HOST" }.joined(separator: " or ")
+            bad(path, "is not a URL (use \(list))")
             return nil
         }
         return text

@@ -28,11 +28,14 @@ public enum Masking {
             guard chars[i] == "@" else { i += 1; continue }
             var start = i
             while start > emitted, isLocalCharacter(chars[start - 1]) { start -= 1 }
-            var end = i + 1
+            // A malformed `a@@b.org` still hides its local part.
+            var domainStart = i + 1
+            while domainStart < chars.count, chars[domainStart] == "@" { domainStart += 1 }
+            var end = domainStart
             while end < chars.count, isDomainCharacter(chars[end]) { end += 1 }
             // A sentence may end right after an address: trailing dots and dashes are not its.
-            while end > i + 1, chars[end - 1] == "." || chars[end - 1] == "-" { end -= 1 }
-            let domain = chars[(i + 1)..<end]
+            while end > domainStart, chars[end - 1] == "." || chars[end - 1] == "-" { end -= 1 }
+            let domain = chars[domainStart..<end]
             guard start < i, !domain.isEmpty, domain.first != ".",
                 domain.contains(where: { $0.isLetter || $0.isNumber })
             else { i += 1; continue }
