@@ -1,16 +1,182 @@
 import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Synchronization
 
 /// The supervisor's HTTP endpoint: `/metrics`, `/healthz`, `/status`, `/trigger/SERVICE`, `/`.
-/// (Signatures only; the observability work fills it in.)
+///
+/// One event-loop thread serves every connection with a plain NIO channel pipeline
+/// (`HTTPRequestDecoder` with header limits → `HTTPConnectionHandler`). Errors are caught per
+/// connection and close only that connection. It defends itself against bad clients:
+/// - request heads over `maxHeaderBytes` get 431, unparsable requests 400, then the connection
+///   closes;
+/// - a connection must deliver a whole request within `requestTimeout` of opening or of its
+///   last answer, or it is closed (idle keep-alive and slowloris alike);
+/// - at most `maxConnections` connections at once; the ones over the cap get 503 and are closed.
+///
+/// `/metrics` renders `SyncMetrics` as it is (atomics and small locks: it never waits for the
+/// supervisor). `/status`, `/` and `/trigger` ask `SupervisorControl`, with a deadline
+/// (`controlTimeout`): a stuck supervisor costs those requests a 503, never the endpoint.
 public final class HTTPEndpoint: Sendable {
-    public init(
+    /// What the endpoint was configured with.
+    public struct Limits: Sendable, Hashable {
+        /// Cap on the request line plus headers, in bytes (431 above it).
+        public var maxHeaderBytes: Int = 8 * 1024
+        /// Cap on a request body, in bytes (413 above it; no path needs a body).
+        public var maxBodyBytes: Int = 4 * 1024
+        /// A connection that has not sent a complete request this long after opening or after
+        /// its last answer is closed.
+        public var requestTimeout: Duration = .seconds(10)
+        /// How long `/status`, `/` and `/trigger` wait for the supervisor before answering 503.
+        public var controlTimeout: Duration = .seconds(5)
+        /// Connections served at once; more are answered 503 and closed.
+        public var maxConnections: Int = 64
+
+        public init() {}
+    }
+
+    private let host: String
+    private let port: Int
+    let router: HTTPRouter
+    let limits: Limits
+    private let logger: Logger
+    private let running: Mutex<Running?> = Mutex(nil)
+    let connections = ConnectionLimiter()
+
+    /// The event loop group and listening channel while started.
+    private struct Running: @unchecked Sendable {
+        // Both are thread-safe NIO types; the struct is only moved in and out of the mutex.
+        var group: MultiThreadedEventLoopGroup
+        var channel: any Channel
+    }
+
+    public convenience init(
         host: String, port: Int, metrics: SyncMetrics, control: any SupervisorControl, triggerToken: String?,
         logger: Logger
-    ) {}
+    ) {
+        self.init(
+            host: host, port: port, metrics: metrics, control: control, triggerToken: triggerToken, logger: logger,
+            limits: Limits())
+    }
+
+    /// - Parameters:
+    ///   - trustLoopback: whether a request from 127.0.0.0/8 or ::1 may trigger without the
+    ///     token (tests turn it off to play a remote client).
+    public init(
+        host: String, port: Int, metrics: SyncMetrics, control: any SupervisorControl, triggerToken: String?,
+        logger: Logger, limits: Limits, trustLoopback: Bool = true
+    ) {
+        self.host = host
+        self.port = port
+        self.limits = limits
+        self.logger = logger
+        let token = triggerToken.flatMap { $0.isEmpty ? nil : Array($0.utf8) }
+        self.router = HTTPRouter(
+            metrics: metrics, control: control, triggerToken: token, trustLoopback: trustLoopback,
+            controlTimeout: limits.controlTimeout, logger: logger)
+    }
 
     /// Binds and starts serving; returns the bound port (useful with port 0).
-    public func start() async throws -> Int { 0 }
+    public func start() async throws -> Int {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let endpoint = self
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try endpoint.configure(channel)
+                }
+            }
+        let channel: any Channel
+        do {
+            channel = try await bootstrap.bind(host: host, port: port).get()
+        } catch {
+            try? await group.shutdownGracefully()
+            throw error
+        }
+        running.withLock { $0 = Running(group: group, channel: channel) }
+        let bound = channel.localAddress?.port ?? port
+        logger.info("HTTP endpoint listening", metadata: ["address": "\(host):\(bound)"])
+        return bound
+    }
 
     /// Stops accepting, closes connections.
-    public func stop() async {}
+    public func stop() async {
+        guard let running = running.withLock({ state in defer { state = nil }; return state }) else { return }
+        try? await running.channel.close()
+        // Shutting the group down closes every connection still open.
+        try? await running.group.shutdownGracefully()
+    }
+
+    /// Sets up one accepted connection (on its event loop).
+    private func configure(_ channel: any Channel) throws {
+        let sync = channel.pipeline.syncOperations
+        guard connections.acquire(limit: limits.maxConnections) else {
+            try sync.addHandler(RefuseConnectionHandler())
+            return
+        }
+        let limiter = connections
+        channel.closeFuture.whenComplete { _ in limiter.release() }
+        var decoderLimits = NIOHTTPDecoderLimitConfiguration()
+        decoderLimits.maxHeaderListSize = limits.maxHeaderBytes
+        decoderLimits.maxHeaderFieldSize = limits.maxHeaderBytes
+        decoderLimits.maxHeaderFieldCount = 100
+        try sync.addHandler(HTTPResponseEncoder())
+        try sync.addHandler(
+            ByteToMessageHandler(
+                HTTPRequestDecoder(
+                    leftOverBytesStrategy: .dropBytes, informationalResponseStrategy: .drop,
+                    limitConfiguration: decoderLimits)))
+        try sync.addHandler(
+            HTTPConnectionHandler(router: router, limits: limits, remote: channel.remoteAddress, logger: logger))
+    }
+}
+
+/// Counts open connections against a cap.
+final class ConnectionLimiter: Sendable {
+    private let open = Atomic<Int>(0)
+
+    /// Takes a slot if fewer than `limit` are taken.
+    func acquire(limit: Int) -> Bool {
+        var current = open.load(ordering: .relaxed)
+        while current < limit {
+            let (exchanged, original) = open.compareExchange(
+                expected: current, desired: current + 1, ordering: .acquiringAndReleasing)
+            if exchanged { return true }
+            current = original
+        }
+        return false
+    }
+
+    func release() {
+        open.subtract(1, ordering: .acquiringAndReleasing)
+    }
+
+    /// Connections open now.
+    var count: Int { open.load(ordering: .relaxed) }
+}
+
+/// Answers a connection over the cap with 503 and closes it, without reading its request.
+final class RefuseConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private static let answer =
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 22\r\nConnection: close\r\nRetry-After: 1\r\n\r\ntoo many connections\r\n"
+
+    func channelActive(context: ChannelHandlerContext) {
+        let buffer = context.channel.allocator.buffer(string: Self.answer)
+        context.writeAndFlush(wrapOutboundOut(buffer)).assumeIsolated().whenComplete { _ in
+            context.close(promise: nil)
+        }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
 }
