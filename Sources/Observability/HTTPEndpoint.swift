@@ -44,10 +44,8 @@ public final class HTTPEndpoint: Sendable {
     private let running: Mutex<Running?> = Mutex(nil)
     let connections = ConnectionLimiter()
 
-    /// The event loop group and listening channel while started.
-    private struct Running: @unchecked Sendable {
-        // Both are thread-safe NIO types; the struct is only moved in and out of the mutex.
-        var group: MultiThreadedEventLoopGroup
+    /// The listening channel while started.
+    private struct Running: Sendable {
         var channel: any Channel
     }
 
@@ -79,7 +77,9 @@ public final class HTTPEndpoint: Sendable {
 
     /// Binds and starts serving; returns the bound port (useful with port 0).
     public func start() async throws -> Int {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        // The process-wide group: it outlives every endpoint, so work that completes after
+        // `stop()` (a slow supervisor answer) still finds a live event loop.
+        let group = MultiThreadedEventLoopGroup.singleton
         let endpoint = self
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
@@ -90,14 +90,8 @@ public final class HTTPEndpoint: Sendable {
                     try endpoint.configure(channel)
                 }
             }
-        let channel: any Channel
-        do {
-            channel = try await bootstrap.bind(host: host, port: port).get()
-        } catch {
-            try? await group.shutdownGracefully()
-            throw error
-        }
-        running.withLock { $0 = Running(group: group, channel: channel) }
+        let channel = try await bootstrap.bind(host: host, port: port).get()
+        running.withLock { $0 = Running(channel: channel) }
         let bound = channel.localAddress?.port ?? port
         logger.info("HTTP endpoint listening", metadata: ["address": "\(host):\(bound)"])
         return bound
@@ -107,8 +101,15 @@ public final class HTTPEndpoint: Sendable {
     public func stop() async {
         guard let running = running.withLock({ state in defer { state = nil }; return state }) else { return }
         try? await running.channel.close()
-        // Shutting the group down closes every connection still open.
-        try? await running.group.shutdownGracefully()
+        for connection in connections.openChannels() {
+            try? await connection.close()
+        }
+    }
+
+    /// Whether a bearer token offered by a client equals the configured one, compared in
+    /// constant time for tokens of one length.
+    public static func tokensMatch(_ offered: String, _ configured: String) -> Bool {
+        HTTPRouter.constantTimeEqual(Array(offered.utf8), Array(configured.utf8))
     }
 
     /// Sets up one accepted connection (on its event loop).
@@ -119,7 +120,8 @@ public final class HTTPEndpoint: Sendable {
             return
         }
         let limiter = connections
-        channel.closeFuture.whenComplete { _ in limiter.release() }
+        let id = limiter.register(channel)
+        channel.closeFuture.whenComplete { _ in limiter.release(id) }
         var decoderLimits = NIOHTTPDecoderLimitConfiguration()
         decoderLimits.maxHeaderListSize = limits.maxHeaderBytes
         decoderLimits.maxHeaderFieldSize = limits.maxHeaderBytes
@@ -135,15 +137,16 @@ public final class HTTPEndpoint: Sendable {
     }
 }
 
-/// Counts open connections against a cap.
+/// Counts open connections against a cap, and keeps them so `stop()` can close them.
 final class ConnectionLimiter: Sendable {
-    private let open = Atomic<Int>(0)
+    private let taken = Atomic<Int>(0)
+    private let channels = Mutex<(next: Int, byID: [Int: any Channel])>((0, [:]))
 
     /// Takes a slot if fewer than `limit` are taken.
     func acquire(limit: Int) -> Bool {
-        var current = open.load(ordering: .relaxed)
+        var current = taken.load(ordering: .relaxed)
         while current < limit {
-            let (exchanged, original) = open.compareExchange(
+            let (exchanged, original) = taken.compareExchange(
                 expected: current, desired: current + 1, ordering: .acquiringAndReleasing)
             if exchanged { return true }
             current = original
@@ -151,12 +154,28 @@ final class ConnectionLimiter: Sendable {
         return false
     }
 
-    func release() {
-        open.subtract(1, ordering: .acquiringAndReleasing)
+    /// Remembers a connection that holds a slot; returns its key for `release(_:)`.
+    func register(_ channel: any Channel) -> Int {
+        channels.withLock { state in
+            state.next += 1
+            state.byID[state.next] = channel
+            return state.next
+        }
+    }
+
+    /// Frees the slot of a closed connection.
+    func release(_ id: Int) {
+        _ = channels.withLock { $0.byID.removeValue(forKey: id) }
+        taken.subtract(1, ordering: .acquiringAndReleasing)
+    }
+
+    /// The connections open now.
+    func openChannels() -> [any Channel] {
+        channels.withLock { Array($0.byID.values) }
     }
 
     /// Connections open now.
-    var count: Int { open.load(ordering: .relaxed) }
+    var count: Int { taken.load(ordering: .relaxed) }
 }
 
 /// Answers a connection over the cap with 503 and closes it, without reading its request.
@@ -167,7 +186,19 @@ final class RefuseConnectionHandler: ChannelInboundHandler {
     private static let answer =
         "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 22\r\nConnection: close\r\nRetry-After: 1\r\n\r\ntoo many connections\r\n"
 
+    private var answered = false
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { refuse(context: context) }
+    }
+
     func channelActive(context: ChannelHandlerContext) {
+        refuse(context: context)
+    }
+
+    private func refuse(context: ChannelHandlerContext) {
+        guard !answered else { return }
+        answered = true
         let buffer = context.channel.allocator.buffer(string: Self.answer)
         context.writeAndFlush(wrapOutboundOut(buffer)).assumeIsolated().whenComplete { _ in
             context.close(promise: nil)
