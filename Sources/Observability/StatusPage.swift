@@ -22,7 +22,7 @@ enum StatusPage {
             .ok{background:#dafbe1;color:#116329}.bad{background:#ffebe9;color:#a40e26}
             .warn{background:#fff8c5;color:#7d4e00}.idle{background:#eaeef2;color:#24292f}
             .run{background:#ddf4ff;color:#0550ae}
-            code{font-size:.9em}
+            code{font-family:"DejaVu Sans Mono",monospace;font-size:.95em}
             footer{margin-top:2em;color:#57606a}
             </style></head><body>
             <h1>sudosos-sync</h1>

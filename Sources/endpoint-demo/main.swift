@@ -50,15 +50,17 @@ final class DemoControl: SupervisorControl {
 
 /// One simulated run of `service`, number `n`.
 func simulateRun(_ service: String, _ n: Int, metrics: SyncMetrics, control: DemoControl, every: Double) {
-    let start = Date()
+    let duration = 0.2 + Double((n * 37) % 50) / 10
+    let finished = Date()
+    let start = finished.addingTimeInterval(-duration)
     metrics.runStarted(service: service, at: start)
     control.update(service) { $0.state = "running" }
-    let outcome: RunOutcome = n % 4 == 3 ? .failure : .success
-    let duration = 0.2 + Double((n * 37) % 50) / 10
+    // Every fourth run fails; the services take turns, so the demo shows both outcomes.
+    let offset = service.utf8.count % 4
+    let outcome: RunOutcome = (n + offset) % 4 == 3 ? .failure : .success
     for i in 0..<20 {
         metrics.sourceRequest(service: service, ok: (i + n) % 13 != 0, seconds: 0.004 * Double(1 + (i * n) % 40))
     }
-    let finished = start.addingTimeInterval(duration)
     let summary = RunSummary(
         service: service, outcome: outcome, dryRun: false, startedAt: start, finishedAt: finished,
         entities: EntityCounts(passed: 1200 + n, failed: n % 3, skipped: 40),
