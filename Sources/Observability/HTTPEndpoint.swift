@@ -77,11 +77,13 @@ public final class HTTPEndpoint: Sendable {
 
     /// Binds and starts serving; returns the bound port (useful with port 0).
     public func start() async throws -> Int {
-        // The process-wide group: it outlives every endpoint, so work that completes after
+        // One event loop of the process-wide group serves the listener and every connection:
+        // the endpoint's work stays on one thread (no hand-offs, no two threads of it fighting
+        // for a core), and the group outlives the endpoint, so work that completes after
         // `stop()` (a slow supervisor answer) still finds a live event loop.
-        let group = MultiThreadedEventLoopGroup.singleton
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
         let endpoint = self
-        let bootstrap = ServerBootstrap(group: group)
+        let bootstrap = ServerBootstrap(group: loop, childGroup: loop)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)

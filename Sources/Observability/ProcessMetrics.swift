@@ -40,24 +40,35 @@ enum ProcessMetrics {
         var maxFDs: Double
     }
 
-    /// Reads `/proc/self/stat`, `/proc/self/fd` and the open-files limit; nil when `/proc` is
-    /// not there (then no process metrics are rendered).
+    /// The process's start time: boot time plus the start ticks of `/proc/self/stat` (it never
+    /// changes, so it is read once).
+    static let startTimeSeconds: Double? = {
+        guard let stat = readSmallFile("/proc/self/stat"), let fields = statFields(stat), fields.count > 19,
+            let startTicks = Double(fields[19]), let bootTime
+        else { return nil }
+        // Fields after "(comm)": index 0 is field 3 (state), so starttime (field 22) is 19.
+        return bootTime + startTicks / ticksPerSecond
+    }()
+
+    /// Reads the values of this instant: CPU time (`getrusage`, the counters behind
+    /// `/proc/self/stat`'s utime and stime, in microseconds), resident pages from
+    /// `/proc/self/statm`, open descriptors from `/proc/self/fd`, and the open-files limit.
+    /// Nil when `/proc` is not there (then no process metrics are rendered).
     static func sample() -> Sample? {
-        guard let stat = readSmallFile("/proc/self/stat"), let fields = statFields(stat), fields.count > 21 else {
-            return nil
-        }
-        // Fields after "(comm)": index 0 is field 3 (state). utime = field 14, stime = 15,
-        // starttime = 22, rss = 24 (man 5 proc).
-        let utime = Double(fields[11]) ?? 0
-        let stime = Double(fields[12]) ?? 0
-        let startTicks = Double(fields[19]) ?? 0
-        let rssPages = Double(fields[21]) ?? 0
+        guard let statm = readSmallFile("/proc/self/statm") else { return nil }
+        let pages = statm.split(separator: " ", maxSplits: 2)
+        guard pages.count > 1, let residentPages = Double(pages[1]) else { return nil }
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        let cpu =
+            Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6 + Double(usage.ru_stime.tv_sec)
+            + Double(usage.ru_stime.tv_usec) / 1e6
         var limit = rlimit()
         let maxFDs = getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 ? Double(limit.rlim_cur) : 0
         return Sample(
-            cpuSeconds: (utime + stime) / ticksPerSecond,
-            residentBytes: rssPages * pageSize,
-            startTimeSeconds: (bootTime ?? 0) + startTicks / ticksPerSecond,
+            cpuSeconds: cpu,
+            residentBytes: residentPages * pageSize,
+            startTimeSeconds: startTimeSeconds ?? 0,
             openFDs: Double(countOpenFDs()),
             maxFDs: maxFDs
         )
@@ -90,8 +101,16 @@ enum ProcessMetrics {
         return stat[stat.index(after: close)...].split(separator: " ", omittingEmptySubsequences: true)
     }
 
+    /// Open file descriptors. Linux 6.2 and later report their number as the size of
+    /// `/proc/self/fd` (one `lstat`); older kernels report 0 there, and the entries are counted.
+    static func countOpenFDs() -> Int {
+        var info = stat()
+        if lstat("/proc/self/fd", &info) == 0, info.st_size > 0 { return Int(info.st_size) }
+        return listOpenFDs()
+    }
+
     /// Entries of `/proc/self/fd`, less the one the listing itself holds open.
-    private static func countOpenFDs() -> Int {
+    static func listOpenFDs() -> Int {
         guard let dir = opendir("/proc/self/fd") else { return 0 }
         defer { closedir(dir) }
         var count = 0

@@ -33,6 +33,13 @@ public final class SyncMetrics: Sendable {
 
     private let version: String
     private let state: Mutex<State>
+    /// Bumped after every change of a value (after, so a render that raced with a change is
+    /// never mistaken for current).
+    private let generation = Atomic<UInt64>(1)
+    /// The series text of the last render and the generation it was rendered at: scrapes
+    /// between two changes (the common case: values change a few times per run) copy it
+    /// instead of rendering every series again.
+    private let cache = Mutex<(generation: UInt64, bytes: [UInt8])>((0, []))
 
     /// Creates every series of `services` at 0, and `sudosos_sync_build_info{version}`.
     public init(services: [String], version: String) {
@@ -59,6 +66,12 @@ public final class SyncMetrics: Sendable {
             state.series[service] = ServiceSeries(service: service, cells: &state.cells)
             state.order.append(service)
         }
+        changed()
+    }
+
+    /// Marks the rendered text out of date.
+    private func changed() {
+        generation.add(1, ordering: .releasing)
     }
 
     private func series(_ service: String) -> ServiceSeries {
@@ -70,8 +83,10 @@ public final class SyncMetrics: Sendable {
     /// A run started (`sudosos_sync_running` 1, `last_run_timestamp`).
     public func runStarted(service: String, at: Date) {
         let s = series(service)
+        state.withLock { $0.lastRunStart[service] = at }
         s.running.set(to: 1)
         s.lastRun.set(at.timeIntervalSince1970)
+        changed()
     }
 
     /// A run ended: outcome counter, duration histogram, last success, entity / change /
@@ -102,26 +117,49 @@ public final class SyncMetrics: Sendable {
         }
         if childCPUSeconds > 0 { s.childCPU.increment(by: childCPUSeconds) }
         s.childMaxRSS.set(Double(childMaxRSSBytes))
+        changed()
     }
 
     /// A failed run is started again after its backoff.
     public func childRestarted(service: String) {
         series(service).childRestarts.increment()
+        changed()
     }
 
     /// The supervisor's view of the service after every transition.
+    ///
+    /// Unless `schedule(service:expectedIntervalSeconds:)` set the expected interval, it is
+    /// estimated here: while the service is healthy (no failures, no backoff), the gap from the
+    /// start of its last run to its next run is one period; the largest gap seen is kept (a
+    /// triggered run between two scheduled ones shows a shorter gap, never a longer one).
     public func serviceState(service: String, nextRunAt: Date?, consecutiveFailures: Int, backoffSeconds: Double) {
         let s = series(service)
+        if let nextRunAt, consecutiveFailures == 0, backoffSeconds == 0 {
+            let estimate: Double? = state.withLock { state in
+                guard !state.explicitInterval.contains(service), let start = state.lastRunStart[service] else {
+                    return nil
+                }
+                let gap = nextRunAt.timeIntervalSince(start)
+                guard gap > 0, gap > state.estimatedInterval[service, default: 0] else { return nil }
+                state.estimatedInterval[service] = gap
+                return gap
+            }
+            if let estimate { s.expectedInterval.set(estimate) }
+        }
         s.nextRun.set(nextRunAt?.timeIntervalSince1970 ?? 0)
         s.consecutiveFailures.set(Double(consecutiveFailures))
         s.backoff.set(backoffSeconds)
+        changed()
     }
 
     /// The period the service is expected to run at (its interval, or the gap between two
     /// cron instants; 0 = unknown): `sudosos_sync_expected_interval_seconds`, the base of the
     /// stale alert (no success within twice this).
     public func schedule(service: String, expectedIntervalSeconds: Double) {
-        series(service).expectedInterval.set(max(expectedIntervalSeconds, 0))
+        let s = series(service)
+        state.withLock { _ = $0.explicitInterval.insert(service) }
+        s.expectedInterval.set(max(expectedIntervalSeconds, 0))
+        changed()
     }
 
     /// One source request reported by a child.
@@ -129,6 +167,7 @@ public final class SyncMetrics: Sendable {
         let s = series(service)
         (ok ? s.sourceOK : s.sourceError).increment()
         s.sourceDuration.record(max(seconds, 0))
+        changed()
     }
 
     /// The exposition text (0.0.4), process metrics read from /proc at call time.
@@ -139,6 +178,15 @@ public final class SyncMetrics: Sendable {
     /// The exposition text; `includeProcess: false` leaves out the `process_*` families, whose
     /// values change from call to call (for tests comparing exact text).
     public func render(includeProcess: Bool) -> [UInt8] {
+        var buffer = renderSeries()
+        if includeProcess { ProcessMetrics.render(into: &buffer) }
+        return buffer
+    }
+
+    /// Every family but `process_*`: from the cache when nothing changed since it was made.
+    private func renderSeries() -> [UInt8] {
+        let current = generation.load(ordering: .acquiring)
+        if let cached = cache.withLock({ $0.generation == current ? $0.bytes : nil }) { return cached }
         let cells = state.withLock { $0.cells }
         var buffer = [UInt8]()
         buffer.reserveCapacity(16 * 1024)
@@ -156,7 +204,9 @@ public final class SyncMetrics: Sendable {
                 }
             }
         }
-        if includeProcess { ProcessMetrics.render(into: &buffer) }
+        cache.withLock { cache in
+            if current > cache.generation { cache = (current, buffer) }
+        }
         return buffer
     }
 }
@@ -237,6 +287,12 @@ private struct State: Sendable {
     var cells: [[PrometheusCollectorRegistry]]
     var series: [String: ServiceSeries] = [:]
     var order: [String] = []
+    /// Start of each service's last run (for the expected interval's estimate).
+    var lastRunStart: [String: Date] = [:]
+    /// Services whose expected interval the supervisor set; no estimate replaces it.
+    var explicitInterval: Set<String> = []
+    /// The largest healthy gap seen from a run's start to the next run.
+    var estimatedInterval: [String: Double] = [:]
 }
 
 /// The collectors of one service.

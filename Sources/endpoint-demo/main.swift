@@ -89,6 +89,7 @@ var port = 0
 var services = ["ldap", "gewisdb"]
 var every = 2.0
 var initialRuns = 0
+var renderBench = 0
 var arguments = CommandLine.arguments.dropFirst().makeIterator()
 while let argument = arguments.next() {
     switch argument {
@@ -96,6 +97,7 @@ while let argument = arguments.next() {
     case "--services": services = (arguments.next() ?? "").split(separator: ",").map(String.init)
     case "--every": every = Double(arguments.next() ?? "") ?? 2
     case "--runs": initialRuns = Int(arguments.next() ?? "") ?? 0
+    case "--render-bench": renderBench = Int(arguments.next() ?? "") ?? 0
     default:
         FileHandle.standardError.write(Data("usage: endpoint-demo [--port N] [--services a,b] [--every S] [--runs N]\n".utf8))
         exit(64)
@@ -109,6 +111,17 @@ let metrics = SyncMetrics(services: services, version: "0.0.0-demo")
 let control = DemoControl(services: services)
 for n in 0..<initialRuns {
     for service in services { simulateRun(service, n, metrics: metrics, control: control, every: every) }
+}
+if renderBench > 0 {
+    // Time `SyncMetrics.render()` alone, without HTTP: N renders, then exit.
+    let clock = ContinuousClock()
+    var bytes = 0
+    let withProcess = clock.measure { for _ in 0..<renderBench { bytes &+= metrics.render().count } }
+    let withoutProcess = clock.measure {
+        for _ in 0..<renderBench { bytes &+= metrics.render(includeProcess: false).count }
+    }
+    print("render: \(withProcess / renderBench) per call (\(withoutProcess / renderBench) without process_*), \(bytes / renderBench / 2) bytes")
+    exit(0)
 }
 let endpoint = HTTPEndpoint(
     host: "127.0.0.1", port: port, metrics: metrics, control: control, triggerToken: nil, logger: logger)

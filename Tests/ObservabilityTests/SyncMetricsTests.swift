@@ -107,6 +107,31 @@ import Testing
         #expect(sample(metrics, #"sudosos_sync_next_run_timestamp_seconds{service="ldap"}"#) == "0.0")
     }
 
+    /// Without an explicit period, the expected interval is estimated from healthy
+    /// transitions: the largest gap from a run's start to the next run; failures don't count,
+    /// and an explicit `schedule` wins.
+    @Test func expectedIntervalIsEstimatedUntilSet() {
+        let metrics = SyncMetrics(services: ["ldap", "gewisdb"], version: "1.2.3")
+        let t0 = Date(timeIntervalSince1970: 1_795_600_000)
+        let interval = #"sudosos_sync_expected_interval_seconds{service="ldap"}"#
+        metrics.serviceState(service: "ldap", nextRunAt: t0, consecutiveFailures: 0, backoffSeconds: 0)
+        #expect(sample(metrics, interval) == "0.0")
+        metrics.runStarted(service: "ldap", at: t0)
+        metrics.serviceState(service: "ldap", nextRunAt: t0.addingTimeInterval(900), consecutiveFailures: 0, backoffSeconds: 0)
+        #expect(sample(metrics, interval) == "900.0")
+        // A retry after a failure, and a triggered run shortly before the next one, change nothing.
+        metrics.runStarted(service: "ldap", at: t0.addingTimeInterval(900))
+        metrics.serviceState(service: "ldap", nextRunAt: t0.addingTimeInterval(910), consecutiveFailures: 1, backoffSeconds: 10)
+        metrics.runStarted(service: "ldap", at: t0.addingTimeInterval(1000))
+        metrics.serviceState(service: "ldap", nextRunAt: t0.addingTimeInterval(1800), consecutiveFailures: 0, backoffSeconds: 0)
+        #expect(sample(metrics, interval) == "900.0")
+        metrics.schedule(service: "ldap", expectedIntervalSeconds: 600)
+        metrics.runStarted(service: "ldap", at: t0.addingTimeInterval(2000))
+        metrics.serviceState(service: "ldap", nextRunAt: t0.addingTimeInterval(5000), consecutiveFailures: 0, backoffSeconds: 0)
+        #expect(sample(metrics, interval) == "600.0")
+        #expect(sample(metrics, #"sudosos_sync_expected_interval_seconds{service="gewisdb"}"#) == "0.0")
+    }
+
     /// A service the supervisor reports without configuring it first (a reload) gets all its
     /// series, not just the one touched.
     @Test func unknownServiceGetsEverySeries() {
