@@ -25,26 +25,29 @@ import TestKit
         #expect(ContinuousClock.now - started < .seconds(30))
     }
 
+    /// A private server (stopping the shared one would stall every other test): reachable,
+    /// then frozen with SIGSTOP (a hung host: the connect timeout must end the wait), then shut
+    /// down (connection refused). Both unreachable states exit 69.
     @Test func aStoppedDatabaseExits69() throws {
-        let pgbin = try TestEnvironment.require("SUDOSOS_TEST_PG_BIN")
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cli-pg-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: dir.path)
-        let script = TestEnvironment.repositoryRoot.appendingPathComponent("scripts/lib/postgres.sh").path
-        let environment = ["PG_BIN": pgbin, "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"]
-        defer { _ = try? runProcess("/bin/bash", [script, "stop", dir.path + "/pg"], environment: environment) }
-        let start = try runProcess("/bin/bash", [script, "start", dir.path + "/pg"], environment: environment)
-        try #require(start.status == 0, "starting PostgreSQL: \(start.stderr)")
-        let url = try #require(
-            SudoSOSSync.lines(start.stdout).first { $0.hasPrefix("SUDOSOS_TEST_PG_URL=") }?.dropFirst("SUDOSOS_TEST_PG_URL=".count))
-        let yaml = "database: {url: '\(url)', connect_timeout: 5s}\n"
+        let server = try PrivateServer()
+        defer { server.shutDown() }
+        let yaml = "database: {url: '\(server.url)', connect_timeout: 2s}\n"
 
         let running = try SudoSOSSync.run(["check-config", "--connect"], yaml: yaml)
         #expect(running.status == 0, "\(running.stdout)\(running.stderr)")
         #expect(running.stdout == "configuration OK: no services enabled\ndatabase: reachable\n")
 
-        let stop = try runProcess("/bin/bash", [script, "stop", dir.path + "/pg"], environment: environment)
-        try #require(stop.status == 0, "stopping PostgreSQL: \(stop.stderr)")
+        let pid = try server.postmasterPID()
+        #expect(kill(pid, SIGSTOP) == 0)
+        let started = ContinuousClock.now
+        let frozen = try SudoSOSSync.run(["check-config", "--connect"], yaml: yaml)
+        let waited = ContinuousClock.now - started
+        kill(pid, SIGCONT)
+        #expect(frozen.status == 69, "\(frozen.stdout)\(frozen.stderr)")
+        #expect(SudoSOSSync.lines(frozen.stdout).contains { $0.hasPrefix("database: unreachable: ") })
+        #expect(waited < .seconds(15), "took \(waited): the connect timeout was not honoured")
+
+        server.shutDown()
         let stopped = try SudoSOSSync.run(["check-config", "--connect"], yaml: yaml)
         #expect(stopped.status == 69, "\(stopped.stdout)\(stopped.stderr)")
         #expect(SudoSOSSync.lines(stopped.stdout).contains { $0.hasPrefix("database: unreachable: ") })
