@@ -94,6 +94,19 @@ import TestKit
         #expect(result.stdout == "configuration OK: services gewisdb, ldap\n")
     }
 
+    /// examples/config.yaml stays valid (keys renamed in the loader but not in the example
+    /// would fail here); its secrets come from the environment, as the example says.
+    @Test func theExampleConfigurationIsValid() throws {
+        let example = TestEnvironment.repositoryRoot.appendingPathComponent("examples/config.yaml").path
+        let without = try SudoSOSSync.run(["check-config", "--config", example])
+        #expect(without.status == 78)
+        #expect(SudoSOSSync.lines(without.stdout).count == 2)
+        let result = try SudoSOSSync.run(
+            ["check-config", "--config", example], environment: ["LDAP_BIND_PW": "pw-1234", "GEWISDB_API_KEY": "key-1234"])
+        #expect(result.status == 0, "\(result.stdout)")
+        #expect(result.stdout == "configuration OK: services gewisdb, ldap\n")
+    }
+
     @Test(arguments: [
         ["once"], ["once", "ftp"], ["frobnicate"], ["once", "ldap", "--bogus"], ["once", "ldap", "extra"],
         ["check-config", "--log-level", "loud"], ["check-config", "--config"],
