@@ -20,7 +20,7 @@ enum SudoSOSSync {
         defer { if let cleanup { try? FileManager.default.removeItem(at: cleanup) } }
         var env = environment
         env["PATH"] = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
-        return try runProcess(TestEnvironment.executable("sudosos-sync"), arguments, environment: env)
+        return try runChild(TestEnvironment.executable("sudosos-sync"), arguments, environment: env, timeout: .seconds(60))
     }
 
     /// The non-empty lines of some output.
@@ -87,23 +87,20 @@ final class PrivateServer {
     func shutDown() {
         guard FileManager.default.fileExists(atPath: "\(directory)/data/postmaster.pid") else { return }
         if let pid = try? postmasterPID() { kill(pid, SIGCONT) }
-        _ = try? spawnAndWait("/usr/sbin/runuser", [
+        _ = try? runChild("/usr/sbin/runuser", [
             "-u", "postgres", "--", "\(bin)/pg_ctl", "-D", "\(directory)/data", "-m", "immediate", "-w", "stop",
-        ], output: "/dev/null")
+        ], timeout: .seconds(90))
         try? FileManager.default.removeItem(atPath: directory)
     }
 
     deinit { shutDown() }
 
-    /// Runs a server-control command to completion. Not through Foundation's `Process`: a
-    /// child that leaves a daemon behind (pg_ctl start) was never seen to exit there (the
-    /// child stayed a zombie and `runProcess` hung), so this spawns and reaps it itself, with
-    /// output to the server's folder and no inherited descriptors.
+    /// Runs a server-control command to completion (through `runChild`: `pg_ctl start` leaves
+    /// a daemon behind, which `runProcess` does not survive).
     private func control(_ executable: String, _ arguments: [String]) throws {
-        let status = try spawnAndWait(executable, arguments, output: "\(directory)/control.log")
-        guard status == 0 else {
-            let log = (try? String(contentsOfFile: "\(directory)/control.log", encoding: .utf8)) ?? ""
-            throw ControlFailed(command: ([executable] + arguments).joined(separator: " "), log: log)
+        let result = try runChild(executable, arguments, timeout: .seconds(90))
+        guard result.status == 0 else {
+            throw ControlFailed(command: ([executable] + arguments).joined(separator: " "), log: result.stdout + result.stderr)
         }
     }
 }
@@ -112,32 +109,4 @@ struct ControlFailed: Error, CustomStringConvertible {
     var command: String
     var log: String
     var description: String { "\(command) failed: \(log)" }
-}
-
-/// Spawns `executable` with stdin from /dev/null, stdout and stderr appended to `output`, and
-/// no other descriptor of this process; waits for it and returns its exit status (128 + the
-/// signal number when a signal ended it).
-func spawnAndWait(_ executable: String, _ arguments: [String], output: String) throws -> Int32 {
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-    posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-    posix_spawn_file_actions_adddup2(&actions, 1, 2)
-    // Close every other descriptor this process has open (the test runner's pipes and sockets).
-    let open = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
-    for fd in open.compactMap(Int32.init) where fd > 2 {
-        posix_spawn_file_actions_addclose(&actions, fd)
-    }
-    let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
-    defer { for pointer in argv { free(pointer) } }
-    var pid = pid_t()
-    let spawned = posix_spawn(&pid, executable, &actions, nil, argv, environ)
-    guard spawned == 0 else { throw POSIXError(POSIXErrorCode(rawValue: spawned) ?? .EINVAL) }
-    var status: Int32 = 0
-    while waitpid(pid, &status, 0) < 0 {
-        guard errno == EINTR else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .ECHILD) }
-    }
-    let signal = status & 0x7f
-    return signal == 0 ? (status >> 8) & 0xff : 128 + signal
 }
