@@ -36,7 +36,10 @@ enum RunPath {
 
     /// The result (and the log line) of a run that ended before the runner could report one;
     /// the runner logs the end of every run it started itself.
-    static func failed(_ service: String, dryRun: Bool, startedAt: Date, error: any Error, logger: Logger) -> RunResult {
+    static func failed(
+        _ service: String, dryRun: Bool, startedAt: Date, error: any Error,
+        logger: Logger = Logger(label: "sudosos-sync")
+    ) -> RunResult {
         let syncError = error as? SyncError ?? SyncError.failed("\(type(of: error)): \(error)")
         logger.error("run not started: \(syncError.message)")
         let summary = RunSummary(
