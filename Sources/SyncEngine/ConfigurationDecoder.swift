@@ -112,7 +112,8 @@ struct ConfigurationDecoder {
                 _ = try CronExpression(cron)
                 settings.schedule = .cron(cron)
             } catch let error as SyncError {
-                reader.bad(p + "schedule", "is not a cron expression: \(error.message)")
+                // CronExpression's message quotes the expression and names the bad field.
+                reader.problem(p + "schedule", Masking.scrub(error.message))
             } catch {
                 reader.bad(p + "schedule", "is not a cron expression")
             }
