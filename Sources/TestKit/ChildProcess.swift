@@ -13,10 +13,28 @@ import Glibc
 /// inherits it), closes every other descriptor in the child, and reaps the child itself with
 /// `waitpid`, giving up after `timeout` (the child is then killed and `TimedOut` thrown).
 ///
+/// The waiting happens on a thread of its own, not on the cooperative pool: on a 2-core machine
+/// that pool has 2 threads, and tests blocking them starve every other async test of the run.
+///
 /// - Parameters:
 ///   - environment: the child's whole environment; `nil` inherits this process's.
 ///   - stdin: text for the child's standard input (empty input when `nil`).
 public func runChild(
+    _ executable: String, _ arguments: [String], environment: [String: String]? = nil, stdin: String? = nil,
+    timeout: Duration = .seconds(120)
+) async throws -> ProcessOutput {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread {
+            continuation.resume(with: Result {
+                try runChildBlocking(executable, arguments, environment: environment, stdin: stdin, timeout: timeout)
+            })
+        }
+    }
+}
+
+/// `runChild`, blocking the calling thread (for `deinit` and other synchronous code; never on
+/// the cooperative pool).
+public func runChildBlocking(
     _ executable: String, _ arguments: [String], environment: [String: String]? = nil, stdin: String? = nil,
     timeout: Duration = .seconds(120)
 ) throws -> ProcessOutput {
