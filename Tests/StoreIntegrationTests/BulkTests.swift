@@ -30,15 +30,11 @@ import TestKit
         defer { small.drop() }
         let large = try StoreFixture()
         defer { large.drop() }
-        let clock = ContinuousClock()
         let smallTrips = try await roundTrips(applying: creates(3), on: small)
-        let start = clock.now
         let largeTrips = try await roundTrips(applying: creates(2_000), on: large)
-        let elapsed = clock.now - start
         // BEGIN, reserve ids, insert users + member_user + audit, COMMIT.
         #expect(largeTrips == 4)
         #expect(smallTrips == largeTrips)
-        #expect(elapsed < .seconds(30))
         #expect(try large.rows(
             #"SELECT count(*), count(DISTINCT u.id), min(version), max(version) FROM "user" u JOIN member_user m ON m."userId" = u.id AND m."memberId" = 10000 + substr(u."firstName", 8)::int"#
         ) == [["2000", "2000", "1", "1"]])
