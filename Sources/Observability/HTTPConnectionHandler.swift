@@ -139,7 +139,8 @@ final class HTTPConnectionHandler: ChannelInboundHandler {
             let answered = loop.makeFutureWithTask { await work() }
             let timedOut = loop.assumeIsolated().scheduleTask(in: .init(limits.controlTimeout)) {}
             answered.assumeIsolated().whenSuccess { response in
-                guard self.generation == expected, self.busy, !self.closing || context.channel.isActive else { return }
+                // Not answered yet (the control timeout did not fire first)?
+                guard self.generation == expected, self.busy else { return }
                 timedOut.cancel()
                 self.generation += 1
                 self.write(context: context, response, keepAlive: keepAlive, version: version)
