@@ -139,6 +139,12 @@ let package = Package(
             dependencies: ["Supervisor", "TestKit"],
             swiftSettings: swiftSettings
         ),
+        // CommandLineTests: runs the built `sudosos-sync` binary (exit codes, messages, no leaks).
+        .testTarget(
+            name: "CommandLineTests",
+            dependencies: ["SyncEngine", "TestKit"],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "ObservabilityTests",
             dependencies: ["Observability", "TestKit"],
