@@ -30,7 +30,8 @@ import Testing
     /// Starts Prometheus scraping `targetPort` with the repository's configuration and rules,
     /// waits until runs show, then evaluates every alert and dashboard expression.
     static func checkDashboardAndAlerts(
-        targetPort: Int, services: Set<String>, in directory: URL, allowedEmpty: [String] = ["sudosos_sync_running"]
+        targetPort: Int, services: Set<String>, in directory: URL, allowedEmpty: [String] = ["sudosos_sync_running"],
+        minimumRuns: [String: Int] = [:], extraChecks: (PrometheusAPI) async throws -> Void = { _ in }
     ) async throws {
         let server = try PrometheusServer.start(scraping: targetPort, in: directory)
         defer { server.stop() }
@@ -45,6 +46,14 @@ import Testing
             let result = try? await api.query(#"sum(increase(sudosos_sync_runs_total{job="sudosos-sync"}[1m])) > 0"#)
             return result?.isEmpty == false
         }
+
+        for (service, runs) in minimumRuns.sorted(by: { $0.key < $1.key }) {
+            try await waitUntil("\(runs) runs of \(service) in Prometheus", timeout: .seconds(90), poll: .milliseconds(250)) {
+                let result = try? await api.query(#"sum(sudosos_sync_runs_total{service="\#(service)"}) >= \#(runs)"#)
+                return result?.isEmpty == false
+            }
+        }
+        try await extraChecks(api)
 
         let served = try await Self.servedMetricNames(port: targetPort)
         #expect(served.contains("sudosos_sync_runs_total"))
