@@ -164,6 +164,9 @@ final class HTTPConnectionHandler: ChannelInboundHandler {
             return
         }
         let keep = keepAlive && !closing
+        // A client that does not read its answer must not hold its connection (and a slot of
+        // the cap) forever: the same deadline covers the write.
+        armDeadline(context: context)
         var headers = HTTPHeaders()
         headers.reserveCapacity(4 + response.headers.count)
         headers.add(name: "Content-Type", value: response.contentType)
@@ -179,6 +182,8 @@ final class HTTPConnectionHandler: ChannelInboundHandler {
         let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
         done.assumeIsolated().whenComplete { result in
             self.busy = false
+            self.deadline?.cancel()
+            self.deadline = nil
             guard case .success = result, keep else {
                 self.closing = true
                 context.close(promise: nil)
@@ -192,14 +197,15 @@ final class HTTPConnectionHandler: ChannelInboundHandler {
         }
     }
 
-    /// (Re)starts the request deadline: the connection closes unless a whole request arrives
-    /// within `limits.requestTimeout`.
+    /// (Re)starts the deadline: the connection closes unless, within `limits.requestTimeout`,
+    /// a whole request arrives (when waiting for one) or the answer is written (when writing).
+    /// It is off only while the supervisor is asked, which has its own timeout.
     private func armDeadline(context: ChannelHandlerContext) {
         deadline?.cancel()
-        guard !closing else { return }
+        deadline = nil
+        guard context.channel.isActive else { return }
         deadline = context.eventLoop.assumeIsolated().scheduleTask(in: .init(limits.requestTimeout)) {
-            guard !self.busy else { return }
-            self.logger.debug("closing a connection that sent no complete request in time")
+            self.logger.debug("closing a connection that missed its deadline")
             self.closing = true
             context.close(promise: nil)
         }
