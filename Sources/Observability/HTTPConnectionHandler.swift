@@ -156,6 +156,8 @@ final class HTTPConnectionHandler: ChannelInboundHandler {
         }
     }
 
+    /// Writes one answer; when it is out, serves the next queued request, waits for one
+    /// (keep-alive), or closes.
     private func write(
         context: ChannelHandlerContext, _ response: HTTPResponse, keepAlive: Bool, version: HTTPVersion
     ) {
@@ -175,7 +177,8 @@ final class HTTPConnectionHandler: ChannelInboundHandler {
         headers.add(name: "Connection", value: keep ? "keep-alive" : "close")
         for (name, value) in response.headers { headers.add(name: name, value: value) }
         let responseVersion = version.major == 1 && version.minor == 0 ? HTTPVersion.http1_0 : .http1_1
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: responseVersion, status: response.status, headers: headers))), promise: nil)
+        let head = HTTPResponseHead(version: responseVersion, status: response.status, headers: headers)
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
         var body = context.channel.allocator.buffer(capacity: response.body.count)
         body.writeBytes(response.body)
         context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
