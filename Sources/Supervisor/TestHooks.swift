@@ -90,9 +90,9 @@ public struct TestConfiguration: Codable, Sendable {
 /// One step of a test worker's behaviour.
 public struct TestStep: Codable, Sendable {
     /// `work` (sleep with heartbeats), `silent` (sleep without), `exit`, `log`, `psql`
-    /// (run SQL through psql, in the worker's process group), `env` (write the names of the
-    /// worker's environment variables to `file`), `crash` (SIGKILL itself), `pid` (write the
-    /// worker's pid to `file`).
+    /// (run SQL through psql, in the worker's process group), `env` (write the worker's
+    /// environment to `file`), `crash` (SIGKILL itself), `pid` (write the worker's pid to
+    /// `file`), `ignore_term` (ignore SIGTERM from now on).
     public var step: String
     public var seconds: Double?
     public var code: Int32?
@@ -196,8 +196,12 @@ public enum TestBehaviour {
             case "pid":
                 if let file = step.file { try? "\(getpid())\n".write(toFile: file, atomically: true, encoding: .utf8) }
             case "env":
-                let names = ProcessInfo.processInfo.environment.keys.sorted().joined(separator: "\n")
-                if let file = step.file { try? (names + "\n").write(toFile: file, atomically: true, encoding: .utf8) }
+                let lines = ProcessInfo.processInfo.environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+                if let file = step.file {
+                    try? (lines.joined(separator: "\n") + "\n").write(toFile: file, atomically: true, encoding: .utf8)
+                }
+            case "ignore_term":
+                signal(SIGTERM, SIG_IGN)
             case "psql":
                 let process = Process()
                 process.executableURL = URL(fileURLWithPath: "/usr/bin/psql")
