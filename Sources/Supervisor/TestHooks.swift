@@ -203,12 +203,18 @@ public enum TestBehaviour {
             case "ignore_term":
                 signal(SIGTERM, SIG_IGN)
             case "psql":
-                let process = Process()
-                process.executableURL = URL(fileURLWithPath: "/usr/bin/psql")
-                process.arguments = ["-X", "-q", "-v", "ON_ERROR_STOP=1", step.url ?? "", "-c", step.sql ?? ""]
-                try? process.run()
-                process.waitUntilExit()
-                if process.terminationStatus != 0 { return ExitCode.failure.rawValue }
+                // posix_spawn with default attributes keeps psql in the worker's process group
+                // (Foundation's Process would give it a group of its own).
+                let arguments = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", step.url ?? "", "-c", step.sql ?? ""]
+                var argv = arguments.map { strdup($0) } + [nil]
+                defer { for p in argv { free(p) } }
+                var pid: pid_t = 0
+                guard posix_spawn(&pid, "/usr/bin/psql", nil, nil, &argv, environ) == 0 else {
+                    return ExitCode.failure.rawValue
+                }
+                var status: Int32 = 0
+                while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+                if status != 0 { return ExitCode.failure.rawValue }
             case "exit":
                 let code = step.code ?? 0
                 let outcome: RunOutcome =

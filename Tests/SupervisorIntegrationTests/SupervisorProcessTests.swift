@@ -119,13 +119,15 @@ import Glibc
         let db = try TemporaryDatabase.create()
         defer { db.drop() }
         try db.sql("CREATE TABLE sup_probe (x int)")
+        // client_connection_check_interval: the server notices the killed client during
+        // pg_sleep (and rolls back) instead of after it.
         let sup = try SupervisorHarness(
             config: """
                 {"shutdown_timeout": 5,
                  "services": {"ldap": {"interval": 3600, "run_on_start": true,
                    "runs": [[{"step": "pid", "file": "$DIR/pid"},
                              {"step": "psql", "url": "\(db.url)",
-                              "sql": "BEGIN; INSERT INTO sup_probe VALUES (1); INSERT INTO sup_probe VALUES (2); SELECT pg_sleep(120); COMMIT;"}]]}}}
+                              "sql": "SET client_connection_check_interval = 100; BEGIN; INSERT INTO sup_probe VALUES (1); INSERT INTO sup_probe VALUES (2); SELECT pg_sleep(120); COMMIT;"}]]}}}
                 """)
         let pid = try #require(Int32(try await sup.waitForFile("pid").trimmingCharacters(in: .whitespacesAndNewlines)))
         try await waitUntil("the worker's transaction to be open", timeout: .seconds(10)) {
