@@ -70,6 +70,8 @@ public struct TestConfiguration: Codable, Sendable {
         public var open_files: UInt64?
         /// A secret that only this service's worker may see (`SUDOSOS_SYNC_SECRET`).
         public var secret: String?
+        /// Like `secret`, read from `$CREDENTIALS_DIRECTORY/NAME` (one trailing newline stripped).
+        public var secret_credential: String?
         /// The worker's behaviour per run (the last one repeats).
         public var runs: [[TestStep]]?
     }
@@ -92,7 +94,8 @@ public struct TestStep: Codable, Sendable {
     /// `work` (sleep with heartbeats), `silent` (sleep without), `exit`, `log`, `psql`
     /// (run SQL through psql, in the worker's process group), `env` (write the worker's
     /// environment to `file`), `crash` (SIGKILL itself), `pid` (write the worker's pid to
-    /// `file`), `ignore_term` (ignore SIGTERM from now on).
+    /// `file`), `ignore_term` (ignore SIGTERM from now on), `check_secret` (compare the
+    /// secret the worker received with `text`, print whether it matches, never the secret).
     public var step: String
     public var seconds: Double?
     public var code: Int32?
@@ -140,6 +143,14 @@ struct TestConfigurationSource: SupervisorConfigurationSource {
                 ServicePlan(name: name, settings: common, schedule: try Schedule(schedule, timezone: settings.timezone)))
             var own: [String: String] = [:]
             if let secret = service.secret { own["SUDOSOS_SYNC_SECRET"] = secret }
+            if let credential = service.secret_credential {
+                let directory = ProcessInfo.processInfo.environment["CREDENTIALS_DIRECTORY"] ?? ""
+                guard var value = try? String(contentsOfFile: directory + "/" + credential, encoding: .utf8) else {
+                    throw SyncError.configuration("services.\(name): credential \(credential) is missing")
+                }
+                if value.hasSuffix("\n") { value.removeLast() }
+                own["SUDOSOS_SYNC_SECRET"] = value
+            }
             environment[name] = own
         }
         return SupervisorConfiguration(
@@ -200,6 +211,10 @@ public enum TestBehaviour {
                 if let file = step.file {
                     try? (lines.joined(separator: "\n") + "\n").write(toFile: file, atomically: true, encoding: .utf8)
                 }
+            case "check_secret":
+                let ok = ProcessInfo.processInfo.environment["SUDOSOS_SYNC_SECRET"] == step.text
+                FileHandle.standardOutput.write(Data("secret \(ok ? "matches" : "does not match")\n".utf8))
+                if !ok { return ExitCode.failure.rawValue }
             case "ignore_term":
                 signal(SIGTERM, SIG_IGN)
             case "psql":
