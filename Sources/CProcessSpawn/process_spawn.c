@@ -102,6 +102,7 @@ pid_t sudosos_spawn(const sudosos_spawn_request *request, int *spawn_errno, cons
         int out = lift(request->stdout_fd, error_fd);
         int err = lift(request->stderr_fd, error_fd);
         int result = lift(request->result_fd, error_fd);
+        int config = lift(request->config_fd, error_fd);
         error_fd = lift(error_fd, error_fd);
         int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
         if (null_fd < 0) fail_child(error_fd, STEP_DEVNULL);
@@ -113,8 +114,13 @@ pid_t sudosos_spawn(const sudosos_spawn_request *request, int *spawn_errno, cons
         } else {
             close(SUDOSOS_RESULT_FD);
         }
+        if (config >= 0) {
+            if (dup2(config, SUDOSOS_CONFIG_FD) < 0) fail_child(error_fd, STEP_DUP2);
+        } else {
+            close(SUDOSOS_CONFIG_FD);
+        }
         /* Everything else goes, except the exec-error pipe (O_CLOEXEC: closed by a good exec). */
-        close_from(SUDOSOS_RESULT_FD + 1, error_fd);
+        close_from(SUDOSOS_CONFIG_FD + 1, error_fd);
         if (fcntl(error_fd, F_SETFD, FD_CLOEXEC) != 0) fail_child(error_fd, STEP_DUP2);
 
         /* Handlers do not survive exec, but ignored signals and the mask do: reset both. */

@@ -35,16 +35,36 @@ public final class ChildProcess {
     public private(set) var resultFD: Int32
     private var exited: ChildExit?
 
-    /// Spawns `executable` with `arguments` (argv[0] included) and exactly `environment`.
+    /// Spawns `executable` with `arguments` (argv[0] included) and exactly `environment`;
+    /// `input`, when given, is readable on descriptor 4 (``SUDOSOS_CONFIG_FD``) up to its end.
     public static func spawn(
-        executable: String, arguments: [String], environment: [String: String], limits: ResourceLimits
+        executable: String, arguments: [String], environment: [String: String], limits: ResourceLimits,
+        input: Data? = nil
     ) throws -> ChildProcess {
-        var out: [Int32] = [-1, -1], err: [Int32] = [-1, -1], result: [Int32] = [-1, -1]
-        func closeAll() { for fd in out + err + result where fd >= 0 { close(fd) } }
+        var out: [Int32] = [-1, -1], err: [Int32] = [-1, -1], result: [Int32] = [-1, -1], config: [Int32] = [-1, -1]
+        func closeAll() { for fd in out + err + result + config where fd >= 0 { close(fd) } }
         guard sudosos_pipe(&out, 1) == 0, sudosos_pipe(&err, 1) == 0, sudosos_pipe(&result, 1) == 0 else {
             let saved = errno
             closeAll()
             throw SpawnError(step: "pipe", errno: saved)
+        }
+        if let input {
+            // Written whole before the child exists: the pipe must hold it (1 MiB at most).
+            guard sudosos_pipe(&config, 0) == 0 else {
+                let saved = errno
+                closeAll()
+                throw SpawnError(step: "pipe", errno: saved)
+            }
+            _ = fcntl(config[1], 1031 /* F_SETPIPE_SZ */, 1 << 20)
+            _ = fcntl(config[1], F_SETFL, fcntl(config[1], F_GETFL) | O_NONBLOCK)
+            let written = input.withUnsafeBytes { write(config[1], $0.baseAddress, $0.count) }
+            close(config[1])
+            config[1] = -1
+            guard written == input.count else {
+                let saved = written < 0 ? errno : EMSGSIZE
+                closeAll()
+                throw SpawnError(step: "writing the configuration pipe", errno: saved)
+            }
         }
         // Everything the child needs is allocated here, before fork.
         let argv = arguments.map { strdup($0) } + [nil]
@@ -60,7 +80,7 @@ public final class ChildProcess {
                 envp.withUnsafeBufferPointer { envpBuffer in
                     var request = sudosos_spawn_request(
                         path: path, argv: argvBuffer.baseAddress, envp: envpBuffer.baseAddress,
-                        stdout_fd: out[1], stderr_fd: err[1], result_fd: result[1],
+                        stdout_fd: out[1], stderr_fd: err[1], result_fd: result[1], config_fd: config[0],
                         limit_address_space: limits.memoryBytes ?? 0, limit_cpu_seconds: limits.cpuSeconds ?? 0,
                         limit_open_files: limits.openFiles ?? 0, parent_pid: getpid())
                     return sudosos_spawn(&request, &spawnErrno, &failedStep)
@@ -70,6 +90,7 @@ public final class ChildProcess {
         close(out[1])
         close(err[1])
         close(result[1])
+        if config[0] >= 0 { close(config[0]) }
         guard pid > 0 else {
             close(out[0])
             close(err[0])

@@ -12,20 +12,23 @@ import Glibc
 public struct SupervisorConfiguration: Sendable {
     public var settings: SupervisorSettings
     public var plans: [ServicePlan]
-    /// Per service: the variables its worker receives, carrying only that service's settings
-    /// and secrets.
+    /// Per service: extra variables its worker receives (test hooks only; nothing secret).
     public var childEnvironment: [String: [String: String]]
+    /// Per service: the configuration its worker reads from descriptor 4, restricted to that
+    /// service (`Configuration.restricted(to:)` as JSON; holds that service's secrets only).
+    public var childConfiguration: [String: Data]
     /// `metrics.listen` and `metrics.trigger_token` (read at start; a reload cannot move the
     /// endpoint).
     public var metrics: MetricsSettings
 
     public init(
-        settings: SupervisorSettings, plans: [ServicePlan], childEnvironment: [String: [String: String]],
-        metrics: MetricsSettings = MetricsSettings()
+        settings: SupervisorSettings, plans: [ServicePlan], childEnvironment: [String: [String: String]] = [:],
+        childConfiguration: [String: Data] = [:], metrics: MetricsSettings = MetricsSettings()
     ) {
         self.settings = settings
         self.plans = plans
         self.childEnvironment = childEnvironment
+        self.childConfiguration = childConfiguration
         self.metrics = metrics
     }
 }
@@ -315,7 +318,8 @@ public final class Supervisor: SupervisorControl, @unchecked Sendable {
         let now = Date()
         do {
             let child = try ChildProcess.spawn(
-                executable: executable, arguments: arguments, environment: environment, limits: plan.settings.limits)
+                executable: executable, arguments: arguments, environment: environment, limits: plan.settings.limits,
+                input: configuration.childConfiguration[service])
             let run = ActiveRun(
                 service: service, child: child, dryRun: dryRun, reason: reason, startedAt: now, scheduledFor: scheduledFor,
                 timeout: plan.settings.timeout, heartbeatTimeout: plan.settings.heartbeatTimeout)
@@ -363,9 +367,26 @@ public final class Supervisor: SupervisorControl, @unchecked Sendable {
         }
     }
 
+    /// Re-logs a child's line with the service name, at the level its journald priority
+    /// prefix (`<4>`) names; info without one.
     private func relog(_ run: ActiveRun, _ line: String, stream: String) {
         guard !line.isEmpty else { return }
-        logger.info("\(run.service): \(line)")
+        var text = Substring(line)
+        var level = Logger.Level.info
+        if text.count >= 3, text.first == "<", let digit = text.dropFirst().first?.wholeNumberValue,
+            text.dropFirst(2).first == ">"
+        {
+            text = text.dropFirst(3)
+            level = switch digit {
+            case 0...2: .critical
+            case 3: .error
+            case 4: .warning
+            case 5: .notice
+            case 6: .info
+            default: .debug
+            }
+        }
+        logger.log(level: level, "\(run.service): \(text)")
     }
 
     private func message(_ run: ActiveRun, _ line: String) {
@@ -431,7 +452,8 @@ public final class Supervisor: SupervisorControl, @unchecked Sendable {
         let duration = Date().timeIntervalSince(run.startedAt)
         var how = exit.code.map { "exit \($0)" } ?? "signal \(exit.signal ?? 0)"
         how += String(format: ", %.2fs CPU, max RSS %.0f MiB", exit.cpuSeconds, Double(exit.maxRSSBytes) / 1_048_576)
-        let message = "\(service): run ended: \(end.outcome.rawValue) (\(how), \(DurationFormat.short(seconds: duration)))"
+        var message = "\(service): run ended: \(end.outcome.rawValue) (\(how), \(DurationFormat.short(seconds: duration)))"
+        if end.outcome != .success, let error = run.summary?.error { message += ": \(error)" }
         if end.outcome == .success { logger.info("\(message)") } else { logger.warning("\(message)") }
         finish(service: service, end: end, duration: duration, cpu: exit.cpuSeconds, rss: exit.maxRSSBytes)
     }

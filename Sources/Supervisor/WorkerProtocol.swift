@@ -107,6 +107,30 @@ public final class ResultChannel: RunReporter, @unchecked Sendable {
     }
 }
 
+/// The worker's end of the configuration pipe (descriptor 4).
+public enum WorkerInput {
+    /// Reads descriptor 4 to its end; nil when the supervisor passed none.
+    public static func read() -> Data? {
+        let fd = Int32(SUDOSOS_CONFIG_FD)
+        var info = stat()
+        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFIFO else { return nil }
+        var data = Data()
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n > 0 {
+                data.append(contentsOf: buffer[0..<n])
+            } else if n < 0 && errno == EINTR {
+                continue
+            } else {
+                break
+            }
+        }
+        close(fd)
+        return data
+    }
+}
+
 /// The environment variables of the supervisor ↔ worker protocol.
 public enum WorkerEnvironment {
     /// The supervisor's pid: the worker exits at once if its parent is not this one.
@@ -116,7 +140,9 @@ public enum WorkerEnvironment {
 
     /// Variables passed from the supervisor's own environment to every child: the basics a
     /// process needs, never `NOTIFY_SOCKET`, `WATCHDOG_*`, `LISTEN_*` or anything with secrets.
-    public static let inherited = ["PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TZDIR", "SSL_CERT_FILE", "SSL_CERT_DIR"]
+    public static let inherited = [
+        "PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TZDIR", "SSL_CERT_FILE", "SSL_CERT_DIR", "SUDOSOS_SYNC_LOG_LEVEL",
+    ]
 
     /// Checks, at the worker's start, that the supervisor that spawned it is still its parent
     /// (PR_SET_PDEATHSIG covers a later death; this closes the race before it was armed).

@@ -12,19 +12,16 @@ struct RunCommand: AsyncParsableCommand {
         abstract: "Run the supervisor: schedule the sync services, one child process per run, metrics, sd_notify."
     )
 
-    @Option(name: .long, help: "Configuration file (default: $SUDOSOS_SYNC_CONFIG or /etc/sudosos-sync/config.yaml).")
-    var config: String?
+    @OptionGroup var options: GlobalOptions
 
     func run() async throws {
-        CommandLogging.bootstrap()
-        let logger = Logger(label: "sudosos-sync.supervisor")
-        let source = TestHooks.configurationSource() ?? ProductionConfigurationSource(path: config)
+        let logger = try options.bootstrapLogging()
+        let source = TestHooks.configurationSource() ?? ProductionConfigurationSource(path: options.config)
         let configuration: SupervisorConfiguration
         do {
             configuration = try source.load()
         } catch let error as SyncError {
-            logger.critical("\(error.message)")
-            throw ArgumentParser.ExitCode(error.exitCode.rawValue)
+            throw CommandFailure.report(error, to: logger)
         }
         let metrics = SyncMetrics(services: configuration.plans.map(\.name).sorted(), version: SupervisorVersion.current)
         let supervisor = Supervisor(
@@ -58,24 +55,26 @@ enum SupervisorVersion {
     static let current = "0.1.0"
 }
 
-/// The YAML configuration (ConfigurationLoader, the command line's work), restricted per
-/// service for the children.
+/// The YAML configuration through `ConfigurationLoader` (file, environment, credentials), with
+/// each service's worker configuration restricted to that service.
 struct ProductionConfigurationSource: SupervisorConfigurationSource {
     var path: String?
 
     func load() throws -> SupervisorConfiguration {
-        throw SyncError.configuration(
-            "this build has no configuration loader yet (set \(TestHooks.configVariable) in a debug build for tests)")
-    }
-}
-
-/// Logging for the supervisor commands: to stderr, one line per event.
-enum CommandLogging {
-    static func bootstrap() {
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = .info
-            return handler
+        let configuration = try ConfigurationLoader(path: path).load()
+        LogRedactor.shared.register(configuration.secrets)
+        var plans: [ServicePlan] = []
+        var children: [String: Data] = [:]
+        for (name, settings) in configuration.services {
+            let schedule = try Schedule(settings.schedule, timezone: configuration.supervisor.timezone)
+            plans.append(ServicePlan(name: name, settings: settings, schedule: schedule))
+            if settings.enabled {
+                // Fails early (exit 78) on a service the worker could not build.
+                _ = try Services.make(name, from: configuration)
+                children[name] = try configuration.restricted(to: name)?.childJSON()
+            }
         }
+        return SupervisorConfiguration(
+            settings: configuration.supervisor, plans: plans, childConfiguration: children, metrics: configuration.metrics)
     }
 }

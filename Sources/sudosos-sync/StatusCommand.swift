@@ -24,7 +24,7 @@ struct StatusCommand: AsyncParsableCommand {
             let client = try SupervisorClient.resolve(url: url, config: config)
             let (status, data) = try await client.request("GET", "status")
             guard status == 200 else {
-                throw CommandFailure(code: .failure, message: "GET /status answered \(status)")
+                throw ClientFailure(code: .failure, message: "GET /status answered \(status)")
             }
             if json {
                 FileHandle.standardOutput.write(data)
@@ -32,7 +32,7 @@ struct StatusCommand: AsyncParsableCommand {
                 return
             }
             print(Self.table(try SupervisorClient.decodeStatus(data), now: Date()), terminator: "")
-        } catch let failure as CommandFailure {
+        } catch let failure as ClientFailure {
             throw failure.exit()
         }
     }

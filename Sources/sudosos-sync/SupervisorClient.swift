@@ -17,7 +17,7 @@ struct SupervisorClient {
     static func resolve(url: String?, config: String?) throws -> SupervisorClient {
         if let url {
             guard let parsed = URL(string: url), parsed.scheme == "http" || parsed.scheme == "https" else {
-                throw CommandFailure(code: .usage, message: "--url: '\(url)' is not an http:// URL")
+                throw ClientFailure(code: .usage, message: "--url: '\(url)' is not an http:// URL")
             }
             return SupervisorClient(base: parsed)
         }
@@ -34,7 +34,7 @@ struct SupervisorClient {
     /// `path` may carry a query (`trigger/ldap?dry_run=1`).
     func requestRaw(_ method: String, _ path: String) async throws -> (Int, Data) {
         let text = base.absoluteString.hasSuffix("/") ? base.absoluteString + path : base.absoluteString + "/" + path
-        guard let url = URL(string: text) else { throw CommandFailure(code: .usage, message: "bad URL \(text)") }
+        guard let url = URL(string: text) else { throw ClientFailure(code: .usage, message: "bad URL \(text)") }
         var request = URLRequest(url: url)
         request.httpMethod = method
         request.timeoutInterval = 10
@@ -42,7 +42,7 @@ struct SupervisorClient {
             let (data, response) = try await URLSession.shared.data(for: request)
             return ((response as? HTTPURLResponse)?.statusCode ?? 0, data)
         } catch {
-            throw CommandFailure(
+            throw ClientFailure(
                 code: .unavailable, message: "cannot reach the supervisor at \(base.absoluteString): \(error.localizedDescription)")
         }
     }
@@ -63,13 +63,13 @@ struct SupervisorClient {
         do {
             return try fallback.decode(StatusReport.self, from: data)
         } catch {
-            throw CommandFailure(code: .failure, message: "the supervisor's /status answer is not readable: \(error)")
+            throw ClientFailure(code: .failure, message: "the supervisor's /status answer is not readable: \(error)")
         }
     }
 }
 
 /// A command's failure: one line on stderr and its exit code.
-struct CommandFailure: Error, CustomStringConvertible {
+struct ClientFailure: Error, CustomStringConvertible {
     var code: SyncEngine.ExitCode
     var message: String
     var description: String { message }

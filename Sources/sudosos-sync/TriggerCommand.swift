@@ -32,16 +32,16 @@ struct TriggerCommand: AsyncParsableCommand {
             case 202:
                 print("\(service): run started\(dryRun ? " (dry run)" : "")")
             case 409:
-                throw CommandFailure(code: .temporary, message: "\(service): a run is already going")
+                throw ClientFailure(code: .temporary, message: "\(service): a run is already going")
             case 404:
-                throw CommandFailure(code: .usage, message: "\(service): no such service in the supervisor's configuration")
+                throw ClientFailure(code: .usage, message: "\(service): no such service in the supervisor's configuration")
             case 401, 403:
-                throw CommandFailure(code: .failure, message: "the supervisor refused the trigger (\(status)): not from loopback and no valid token")
+                throw ClientFailure(code: .failure, message: "the supervisor refused the trigger (\(status)): not from loopback and no valid token")
             default:
                 let text = String(decoding: body.prefix(200), as: UTF8.self)
-                throw CommandFailure(code: .failure, message: "POST /\(path) answered \(status): \(text)")
+                throw ClientFailure(code: .failure, message: "POST /\(path) answered \(status): \(text)")
             }
-        } catch let failure as CommandFailure {
+        } catch let failure as ClientFailure {
             throw failure.exit()
         }
     }

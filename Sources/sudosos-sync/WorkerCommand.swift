@@ -6,6 +6,9 @@ import SyncEngine
 
 /// `sudosos-sync worker SERVICE`: internal. The supervisor re-executes its own binary with
 /// this command for every run (docs/supervisor.md, "Worker protocol"); not for operators.
+///
+/// Descriptors: 0 /dev/null, 1 and 2 re-logged by the supervisor with the service name,
+/// 3 the result pipe (JSON lines), 4 the configuration (JSON, that service only).
 struct WorkerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "worker",
@@ -27,23 +30,41 @@ struct WorkerCommand: AsyncParsableCommand {
             throw ArgumentParser.ExitCode(SyncEngine.ExitCode.failure.rawValue)
         }
         let channel = ResultChannel.inherited()
+        let input = WorkerInput.read()
         channel?.send(WorkerMessage(type: .started, at: Date()))
         if let steps = TestBehaviour.steps(for: service) {
             let code = TestBehaviour.play(steps, service: service, channel: channel)
             if code != 0 { throw ArgumentParser.ExitCode(code) }
             return
         }
-        CommandLogging.bootstrap()
-        let logger = Logger(label: "sudosos-sync.\(service)")
         let startedAt = Date()
-        let error = SyncError.configuration("the worker has no one-run path in this build yet")
-        logger.error("\(error.message)")
-        channel?.send(
-            WorkerMessage(
-                type: .summary,
-                summary: RunSummary(
-                    service: service, outcome: error.outcome, dryRun: dryRun, startedAt: startedAt, finishedAt: Date(),
-                    error: error.message)))
-        throw ArgumentParser.ExitCode(error.exitCode.rawValue)
+        let configuration: Configuration
+        do {
+            guard let input else {
+                throw SyncError.configuration("worker: no configuration on descriptor 4 (only `run` starts workers)")
+            }
+            configuration = try Configuration(childJSON: input)
+        } catch let error as SyncError {
+            StderrLogHandler.bootstrap(level: .info, journal: true)
+            let logger = Logger(label: "sudosos-sync")
+            logger.error("\(error.message)")
+            send(RunPath.failed(service, dryRun: dryRun, startedAt: startedAt, error: error), to: channel)
+            throw ArgumentParser.ExitCode(error.exitCode.rawValue)
+        }
+        LogRedactor.shared.register(configuration.secrets)
+        let level = Logger.Level(rawValue: ProcessInfo.processInfo.environment["SUDOSOS_SYNC_LOG_LEVEL"] ?? "") ?? .info
+        // Lines start with a journald priority (`<6>`), which the supervisor maps back to a
+        // level when it re-logs them with the service name.
+        StderrLogHandler.bootstrap(level: level, journal: true)
+        let logger = Logger(label: "sudosos-sync")
+        let result = await RunPath.execute(
+            service: service, configuration: configuration, dryRun: dryRun,
+            reporter: channel ?? (LoggingReporter(logger: logger) as any RunReporter), logger: logger)
+        send(result, to: channel)
+        if result.exitCode != .success { throw ArgumentParser.ExitCode(result.exitCode.rawValue) }
+    }
+
+    private func send(_ result: RunResult, to channel: ResultChannel?) {
+        channel?.send(WorkerMessage(type: .summary, summary: result.summary))
     }
 }

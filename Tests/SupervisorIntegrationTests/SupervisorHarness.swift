@@ -13,16 +13,19 @@ final class SupervisorHarness: @unchecked Sendable {
     let logURL: URL
     let configURL: URL
 
-    init(config: String, environment extra: [String: String] = [:]) throws {
+    /// `config`: the test JSON (`SUDOSOS_SYNC_TEST_CONFIG`), or with `yaml: true` a real
+    /// YAML configuration passed with `--config`.
+    init(config: String, yaml: Bool = false, environment extra: [String: String] = [:]) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("sup-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        configURL = directory.appendingPathComponent("config.json")
+        configURL = directory.appendingPathComponent(yaml ? "config.yaml" : "config.json")
         logURL = directory.appendingPathComponent("stderr.log")
         try config.replacingOccurrences(of: "$DIR", with: directory.path).write(to: configURL, atomically: true, encoding: .utf8)
         FileManager.default.createFile(atPath: logURL.path, contents: nil)
         process.executableURL = URL(fileURLWithPath: TestEnvironment.executable("sudosos-sync"))
-        process.arguments = ["run"]
-        var environment = ["PATH": "/usr/bin:/bin", "SUDOSOS_SYNC_TEST_CONFIG": configURL.path]
+        process.arguments = yaml ? ["run", "--config", configURL.path] : ["run"]
+        var environment = ["PATH": "/usr/bin:/bin"]
+        if !yaml { environment["SUDOSOS_SYNC_TEST_CONFIG"] = configURL.path }
         for (k, v) in extra { environment[k] = v.replacingOccurrences(of: "$DIR", with: directory.path) }
         process.environment = environment
         process.standardInput = FileHandle(forReadingAtPath: "/dev/null")

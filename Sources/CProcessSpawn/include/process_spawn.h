@@ -13,6 +13,9 @@
 
 /* The result pipe's write end is always this descriptor in the child. */
 #define SUDOSOS_RESULT_FD 3
+/* The read end of the configuration pipe (the child's configuration as JSON, secrets
+   included: never argv or the environment). */
+#define SUDOSOS_CONFIG_FD 4
 
 /* What the child should look like. All descriptors are owned by the caller. */
 typedef struct sudosos_spawn_request {
@@ -22,6 +25,7 @@ typedef struct sudosos_spawn_request {
     int stdout_fd;               /* write end for the child's stdout */
     int stderr_fd;               /* write end for the child's stderr */
     int result_fd;               /* write end of the result pipe, becomes SUDOSOS_RESULT_FD */
+    int config_fd;               /* read end of the configuration pipe, becomes SUDOSOS_CONFIG_FD; -1: none */
     /* rlimits; 0 = leave unchanged */
     uint64_t limit_address_space;
     uint64_t limit_cpu_seconds;
@@ -31,7 +35,7 @@ typedef struct sudosos_spawn_request {
 
 /*
  * Spawns the child: new session (so its own process group, pgid == pid), PR_SET_PDEATHSIG
- * SIGKILL plus a parent check, rlimits, stdin from /dev/null, stdout/stderr/result on the
+ * SIGKILL plus a parent check, rlimits, stdin from /dev/null, stdout/stderr/result/config on the
  * given descriptors, every other descriptor closed, default signal dispositions and an
  * empty signal mask, then execve.
  *
