@@ -399,7 +399,7 @@ public final class Supervisor: SupervisorControl, @unchecked Sendable {
         case .started:
             let latency = Date().timeIntervalSince(run.scheduledFor)
             logger.info(
-                "\(run.service): worker started, first work \(Int((latency * 1000).rounded())) ms after the \(run.reason == .schedule ? "scheduled instant" : "start")"
+                "\(run.service): worker started, first work \(Int((latency * 1000).rounded())) ms after the \(run.reason == .trigger ? "trigger" : "due instant (\(run.reason.rawValue))")"
             )
         case .heartbeat:
             break

@@ -52,6 +52,16 @@ import TestKit
         #expect(score <= 1.5, "\(line)")
     }
 
+    /// The example configuration shipped next to the unit is valid (secrets as credentials
+    /// would provide them).
+    @Test func exampleConfigurationIsValid() throws {
+        let example = TestEnvironment.repositoryRoot.appendingPathComponent("systemd/config.example.yaml").path
+        let result = try runProcess(
+            TestEnvironment.executable("sudosos-sync"), ["check-config", "--config", example],
+            environment: ["PATH": "/usr/bin:/bin", "TYPEORM_PASSWORD": "x", "LDAP_BIND_PW": "y", "GEWISDB_API_KEY": "z"])
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+    }
+
     /// The real contract: systemd v252 booted in systemd-nspawn runs the repository's unit.
     @Test(.timeLimit(.minutes(10))) func realSystemdInNspawn() throws {
         let script = TestEnvironment.repositoryRoot.appendingPathComponent("scripts/systemd-test").path
