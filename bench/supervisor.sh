@@ -48,6 +48,7 @@ awk -v a="$cpu0" -v b="$cpu1" -v s="$idle" 'BEGIN { printf "idle_cpu_seconds=%.2
 
 # 2. Due instant → first line of work: a run that fails at once (database unreachable) and is
 #    retried every second; each retry's worker reports `started`.
+unset GEWISDB_API_KEY
 cat > "$work/latency.yaml" <<YAML
 database: { url: "postgresql://x@127.0.0.1:1/x" }
 metrics: { listen: "127.0.0.1:0" }

@@ -36,7 +36,7 @@ import Glibc
         let gaps = zip(pings.dropFirst(), pings).map { $0.timeIntervalSince($1) }.sorted()
         let median = gaps[gaps.count / 2]
         #expect(median > 0.4 && median < 0.65, "median gap \(median) s of \(gaps)")
-        #expect(gaps.last! < 0.9, "largest gap \(gaps.last!) s")
+        #expect(gaps.last! < 1.0, "largest gap \(gaps.last!) s (WATCHDOG_USEC is 1 s)")
         // The first message of all is READY (nothing before the configuration is loaded).
         #expect(socket.messages.first.map { $0.1.contains("READY=1") } == true)
         sup.signal(SIGTERM)
