@@ -54,6 +54,20 @@ public struct Schedule: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// The period the service is expected to run at, in seconds: the interval, or the gap
+    /// between the next two cron instants after `now`; 0 when only triggered.
+    public func expectedInterval(after now: Date) -> Double {
+        switch kind {
+        case .interval(let period): return period.asSeconds
+        case .cron(let expression, let zone):
+            guard let first = expression.nextFire(after: now, in: zone),
+                let second = expression.nextFire(after: first, in: zone)
+            else { return 0 }
+            return second.timeIntervalSince(first)
+        case .manual: return 0
+        }
+    }
+
     /// `*/15 * * * *`, `every 15m`, `manual`.
     public var description: String {
         switch kind {

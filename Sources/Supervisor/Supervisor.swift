@@ -87,6 +87,19 @@ public final class Supervisor: SupervisorControl, @unchecked Sendable {
         self.killGrace = min(.seconds(10), configuration.settings.shutdownTimeout)
         self.snapshot = StatusReport(version: version, startedAt: startedAt, services: [])
         self.snapshot = makeReport()
+        announceSchedules()
+    }
+
+    /// Every configured service's series exist, with its expected run period.
+    private func announceSchedules() {
+        let now = Date()
+        for plan in configuration.plans {
+            metrics.addService(plan.name)
+            metrics.schedule(
+                service: plan.name,
+                expectedIntervalSeconds: plan.settings.enabled ? plan.schedule.expectedInterval(after: now) : 0)
+            updateServiceMetrics(plan.name)
+        }
     }
 
     // MARK: SupervisorControl
@@ -263,6 +276,7 @@ public final class Supervisor: SupervisorControl, @unchecked Sendable {
             let fresh = try source.load()
             configuration = fresh
             core.reload(settings: fresh.settings, plans: fresh.plans, now: Date())
+            announceSchedules()
             logger.info("configuration reloaded; running runs finish under the previous one")
         } catch {
             logger.error("reload failed, keeping the previous configuration: \(error)")

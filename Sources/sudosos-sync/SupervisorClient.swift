@@ -47,21 +47,10 @@ struct SupervisorClient {
         }
     }
 
-    /// Decodes `/status`, accepting dates as ISO 8601 or as seconds since 1970.
+    /// Decodes `/status` (the endpoint's own JSON coding).
     static func decodeStatus(_ data: Data) throws -> StatusReport {
-        for strategy in [JSONDecoder.DateDecodingStrategy.iso8601, .secondsSince1970, .deferredToDate] {
-            let decoder = JSONDecoder()
-            decoder.dateDecodingStrategy = strategy
-            if let report = try? decoder.decode(StatusReport.self, from: data) { return report }
-        }
-        let fallback = JSONDecoder()
-        fallback.dateDecodingStrategy = .custom { decoder in
-            let text = try decoder.singleValueContainer().decode(String.self)
-            if let date = try? Date(text, strategy: .iso8601) { return date }
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "bad date \(text)"))
-        }
         do {
-            return try fallback.decode(StatusReport.self, from: data)
+            return try StatusReport.decodeJSON(data)
         } catch {
             throw ClientFailure(code: .failure, message: "the supervisor's /status answer is not readable: \(error)")
         }
