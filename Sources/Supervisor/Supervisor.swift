@@ -464,17 +464,37 @@ public final class Supervisor: SupervisorControl, @unchecked Sendable {
         runs[service] = nil
         let end = Self.classify(exit: exit, killReason: run.killReason, summary: run.summary)
         let duration = Date().timeIntervalSince(run.startedAt)
-        var how = exit.code.map { "exit \($0)" } ?? "signal \(exit.signal ?? 0)"
+        let ended = exit.code.map { "exit \($0)" } ?? "signal \(exit.signal ?? 0)"
+        var how = ended
         how += String(format: ", %.2fs CPU, max RSS %.0f MiB", exit.cpuSeconds, Double(exit.maxRSSBytes) / 1_048_576)
         var message = "\(service): run ended: \(end.outcome.rawValue) (\(how), \(DurationFormat.short(seconds: duration)))"
         if end.outcome != .success, let error = run.summary?.error { message += ": \(error)" }
         if end.outcome == .success { logger.info("\(message)") } else { logger.warning("\(message)") }
-        finish(service: service, end: end, duration: duration, cpu: exit.cpuSeconds, rss: exit.maxRSSBytes)
+        finish(
+            service: service, end: end, duration: duration, cpu: exit.cpuSeconds, rss: exit.maxRSSBytes,
+            record: Self.record(end, of: run, ended: ended))
     }
 
-    private func finish(service: String, end: RunEnd, duration: Double, cpu: Double, rss: UInt64) {
+    /// The summary `/status` shows for a run: the child's own, with the supervisor's outcome
+    /// (a child killed for a timeout may have sent none, or one that says otherwise).
+    static func record(_ end: RunEnd, of run: ActiveRun, ended: String) -> RunSummary {
+        var summary =
+            end.summary
+            ?? RunSummary(
+                service: run.service, outcome: end.outcome, dryRun: run.dryRun, startedAt: run.startedAt,
+                finishedAt: Date(), error: "the worker ended without a summary (\(ended))")
+        summary.outcome = end.outcome
+        if case .timeout(let why)? = run.killReason { summary.error = why }
+        return summary
+    }
+
+    private func finish(
+        service: String, end: RunEnd, duration: Double, cpu: Double, rss: UInt64, record: RunSummary? = nil
+    ) {
         let now = Date()
-        let (decision, actions) = core.runEnded(service: service, end, now: now)
+        var recorded = end
+        recorded.summary = record ?? end.summary
+        let (decision, actions) = core.runEnded(service: service, recorded, now: now)
         metrics.runFinished(
             service: service, outcome: end.outcome, durationSeconds: duration, summary: end.summary, childCPUSeconds: cpu,
             childMaxRSSBytes: rss)
