@@ -72,6 +72,11 @@ import TestKit
         }
         let context = "\(result.stdout)\n\(result.stderr)"
         #expect(result.status == 0, "\(context)")
+        // The real configuration: active only because the bind password came as a credential
+        // (the other two credential files are missing and skipped); the worker ran the real path.
+        #expect(values["real_start_rc"] == "0" && values["real_active_state"] == "active", "\(context)")
+        #expect(values["real_run_failed_unavailable"] == "0", "\(context)")
+        #expect(values["real_stop_result"] == "success", "\(context)")
         #expect(values["start_rc"] == "0" && values["active_state"] == "active", "\(context)")
         #expect(values["status_text"]?.hasPrefix("ldap: ") == true, "STATUS= in systemctl show: \(context)")
         #expect(values["secret_check"] == "secret matches", "LoadCredential: \(context)")
