@@ -331,6 +331,8 @@ public final class Supervisor: SupervisorControl, @unchecked Sendable {
         if dryRun { arguments.append("--dry-run") }
         let now = Date()
         do {
+            // Spawned from the loop thread: PR_SET_PDEATHSIG fires when the *thread* that forked
+            // exits, and this one lives until every child is gone.
             let child = try ChildProcess.spawn(
                 executable: executable, arguments: arguments, environment: environment, limits: plan.settings.limits,
                 input: configuration.childConfiguration[service])
@@ -366,16 +368,16 @@ public final class Supervisor: SupervisorControl, @unchecked Sendable {
             if bytes.count < 8192 { break }
         }
         guard final else { return }
-        if fd == run.child.stdoutFD, let tail = run.stdoutLines.flush() { relog(run, tail, stream: "stdout") }
-        if fd == run.child.stderrFD, let tail = run.stderrLines.flush() { relog(run, tail, stream: "stderr") }
+        if fd == run.child.stdoutFD, let tail = run.stdoutLines.flush() { relog(run, tail) }
+        if fd == run.child.stderrFD, let tail = run.stderrLines.flush() { relog(run, tail) }
         if fd == run.child.resultFD, let tail = run.resultLines.flush() { message(run, tail) }
     }
 
     private func handle(_ bytes: [UInt8], from fd: Int32, of run: ActiveRun) {
         if fd == run.child.stdoutFD {
-            for line in run.stdoutLines.append(bytes) { relog(run, line, stream: "stdout") }
+            for line in run.stdoutLines.append(bytes) { relog(run, line) }
         } else if fd == run.child.stderrFD {
-            for line in run.stderrLines.append(bytes) { relog(run, line, stream: "stderr") }
+            for line in run.stderrLines.append(bytes) { relog(run, line) }
         } else if fd == run.child.resultFD {
             for line in run.resultLines.append(bytes) { message(run, line) }
         }
@@ -383,7 +385,7 @@ public final class Supervisor: SupervisorControl, @unchecked Sendable {
 
     /// Re-logs a child's line with the service name, at the level its journald priority
     /// prefix (`<4>`) names; info without one.
-    private func relog(_ run: ActiveRun, _ line: String, stream: String) {
+    private func relog(_ run: ActiveRun, _ line: String) {
         guard !line.isEmpty else { return }
         var text = Substring(line)
         var level = Logger.Level.info

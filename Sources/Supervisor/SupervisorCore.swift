@@ -191,7 +191,7 @@ public struct SupervisorCore: Sendable {
             switch s.state {
             case .idle:
                 text += s.lastOutcome.map { "\($0.rawValue), " } ?? ""
-                text += "next \(at(s.nextScheduled))"
+                text += s.nextScheduled == nil ? "on trigger only" : "next \(at(s.nextScheduled))"
             case .running(let since, let dryRun, _):
                 text += "running since \(at(since))\(dryRun ? " (dry run)" : "")"
             case .backoff(let until):
