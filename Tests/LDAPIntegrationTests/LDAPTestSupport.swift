@@ -1,0 +1,76 @@
+import Foundation
+import Logging
+import SyncEngine
+import TestKit
+
+@testable import LDAPSource
+
+/// The two test directories the harness starts (scripts/lib/slapd.sh, scripts/lib/samba.sh),
+/// both loaded with fixtures/ldap/organisation.yaml under `OU=Organisation,<root>`.
+enum TestDirectory {
+    case slapd, activeDirectory
+
+    var prefix: String { self == .slapd ? "SUDOSOS_TEST_SLAPD" : "SUDOSOS_TEST_AD" }
+
+    func env(_ key: String) throws -> String { try TestEnvironment.require("\(prefix)_\(key)") }
+
+    var root: String { get throws { try env("BASE") } }
+
+    /// Settings for the fixture organisation (or a scratch organisation under `organisation`).
+    /// slapd: `member_attribute` mode over ldap://; AD: `matching_rule_in_chain` over LDAPS
+    /// with the test CA, searching from the domain root (continuation references included).
+    func settings(
+        organisation: String? = nil, guid: GUIDAttribute = .objectGUID, pageSize: Int = 500,
+        threshold: DeletionThreshold = DeletionThreshold(maxDeletions: 1000, maxRatio: 1)
+    ) throws -> LDAPSettings {
+        let root = try self.root
+        let org = organisation ?? "OU=Organisation,\(root)"
+        return LDAPSettings(
+            common: ServiceSettings(enabled: true, threshold: threshold),
+            serverURL: try env("URL"), base: self == .activeDirectory && organisation == nil ? root : org,
+            bindUser: try env("BIND_DN"), bindPassword: try env("BIND_PW"),
+            sharedAccountFilter: "OU=Shared,\(org)", roleFilter: "OU=Roles,\(org)",
+            serviceAccountFilter: "CN=SudoSOS Service Accounts,OU=Groups,\(org)", guidAttribute: guid,
+            nestedGroups: self == .slapd ? .memberAttribute : .matchingRuleInChain,
+            caFile: self == .activeDirectory ? try env("AD_CA".replacingOccurrences(of: "AD_", with: "")) : nil,
+            networkTimeout: .seconds(5), operationTimeout: .seconds(10), pageSize: pageSize)
+    }
+
+    /// Runs ldapmodify/ldapadd (ldap-utils) as the directory's administrator.
+    func modify(_ ldif: String, add: Bool = false) throws {
+        let user = self == .slapd ? try env("ADMIN_DN") : try env("BIND_DN")
+        let password = self == .slapd ? try env("ADMIN_PW") : try env("BIND_PW")
+        var environment = ProcessInfo.processInfo.environment
+        if self == .activeDirectory { environment["LDAPTLS_CACERT"] = try env("CA") }
+        var arguments = ["-x", "-H", try env("URL"), "-D", user, "-w", password]
+        if add { arguments.append("-a") }
+        let result = try runProcess("/usr/bin/ldapmodify", arguments, environment: environment, stdin: ldif)
+        guard result.status == 0 else { throw LDAPToolFailed(output: result.stderr + result.stdout) }
+    }
+}
+
+struct LDAPToolFailed: Error, CustomStringConvertible {
+    var output: String
+    var description: String { "ldapmodify failed: \(output)" }
+}
+
+/// A reporter that counts what the run reports.
+final class CountingReporter: RunReporter, @unchecked Sendable {
+    private let lock = NSLock()
+    private var _requests = 0
+    private var _failures = 0
+    var requests: Int { lock.withLock { _requests } }
+    func heartbeat(phase: String) {}
+    func sourceRequest(ok: Bool, seconds: Double) {
+        lock.withLock {
+            _requests += 1
+            if !ok { _failures += 1 }
+        }
+    }
+}
+
+func testContext(_ reporter: any RunReporter = SilentReporter(), dryRun: Bool = false) -> RunContext {
+    var logger = Logger(label: "ldap-test")
+    logger.logLevel = .warning
+    return RunContext(logger: logger, reporter: reporter, dryRun: dryRun)
+}
