@@ -4,7 +4,7 @@ import SyncEngine
 
 /// How to reach and authenticate to a directory server.
 public struct LDAPConnectionOptions: Sendable, Hashable {
-    /// `ldap://host:port` or `ldaps://host:port`.
+    /// `ldap://host:port`, `ldaps://host:port` (or several, separated by spaces).
     public var url: String
     /// Upgrade an `ldap://` connection with StartTLS before binding.
     public var startTLS: Bool
@@ -80,11 +80,9 @@ final class LDAPConnection: @unchecked Sendable {
     /// Creates the handle and sets its options; nothing is sent yet.
     init(options: LDAPConnectionOptions) throws(SyncError) {
         self.options = options
+        // One URL or several separated by spaces (libldap tries them in turn).
         let lower = options.url.lowercased()
-        guard lower.hasPrefix("ldap://") || lower.hasPrefix("ldaps://") else {
-            throw .configuration("services.ldap.server_url must start with ldap:// or ldaps://")
-        }
-        if options.startTLS && lower.hasPrefix("ldaps://") {
+        if options.startTLS && lower.contains("ldaps://") {
             throw .configuration("services.ldap.start_tls cannot be combined with an ldaps:// server_url")
         }
         var handle: OpaquePointer?
