@@ -90,8 +90,8 @@ struct LDAPPlanner {
         }
         // The check of bound users.
         for user in snapshot.users.values.sorted(by: { $0.id < $1.id }) where Self.isTargeted(user) {
-            guard let uuid = snapshot.ldapBindings[user.id]?.lowercased() else { continue }
             population += 1
+            guard let uuid = snapshot.ldapBindings[user.id]?.lowercased() else { continue }
             guard existing.contains(uuid) else {
                 switch user.type {
                 case .member:
@@ -119,6 +119,8 @@ struct LDAPPlanner {
         }
 
         plan.changes = creations + bindings + updates + closings + membershipChanges + roleChanges
+        // The base of max_deletion_ratio: the users this service syncs plus the membership and
+        // role rows of the groups it syncs.
         plan.population = population
         plan.entities.passed = passed.count
         plan.entities.failed = plan.rejected.count
