@@ -32,7 +32,7 @@ enum TestDirectory {
             sharedAccountFilter: "OU=Shared,\(org)", roleFilter: "OU=Roles,\(org)",
             serviceAccountFilter: "CN=SudoSOS Service Accounts,OU=Groups,\(org)", guidAttribute: guid,
             nestedGroups: self == .slapd ? .memberAttribute : .matchingRuleInChain,
-            caFile: self == .activeDirectory ? try env("AD_CA".replacingOccurrences(of: "AD_", with: "")) : nil,
+            caFile: self == .activeDirectory ? try env("CA") : nil,
             networkTimeout: .seconds(5), operationTimeout: .seconds(10), pageSize: pageSize)
     }
 
@@ -42,9 +42,14 @@ enum TestDirectory {
         let password = self == .slapd ? try env("ADMIN_PW") : try env("BIND_PW")
         var environment = ProcessInfo.processInfo.environment
         if self == .activeDirectory { environment["LDAPTLS_CACERT"] = try env("CA") }
-        var arguments = ["-x", "-H", try env("URL"), "-D", user, "-w", password]
+        // From a file: a large LDIF through stdin would fill the pipe while ldapmodify's own
+        // output is not read yet.
+        let file = NSTemporaryDirectory() + "ldif-\(UUID().uuidString).ldif"
+        try ldif.write(toFile: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        var arguments = ["-x", "-H", try env("URL"), "-D", user, "-w", password, "-f", file]
         if add { arguments.append("-a") }
-        let result = try runProcess("/usr/bin/ldapmodify", arguments, environment: environment, stdin: ldif)
+        let result = try runProcess("/usr/bin/ldapmodify", arguments, environment: environment)
         guard result.status == 0 else { throw LDAPToolFailed(output: result.stderr + result.stdout) }
     }
 }
