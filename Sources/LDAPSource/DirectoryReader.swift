@@ -85,6 +85,7 @@ struct DirectoryReader {
             base: base, scope: scope, filter: filter, attributes: attributes, pageSize: settings.pageSize
         ) { ok, seconds in
             reporter.sourceRequest(ok: ok, seconds: seconds)
+            reporter.heartbeat(phase: "ldap: page of \(what)")
         }
         logger.debug("ldap search", metadata: ["what": "\(what)", "base": "\(base)", "entries": "\(entries.count)"])
         return entries
