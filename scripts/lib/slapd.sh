@@ -41,6 +41,8 @@ rootdn "cn=admin,$base"
 rootpw $admin_pw
 directory $dir/db
 maxsize 268435456
+# A throwaway server: no fsync per write.
+dbnosync
 # As Active Directory's MaxPageSize: at most 1,000 entries per search or page; paged searches
 # may go on beyond it.
 sizelimit size.soft=1000 size.hard=1000 size.pr=1000 size.prtotal=unlimited
