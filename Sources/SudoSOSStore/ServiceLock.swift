@@ -48,7 +48,9 @@ struct ServiceLock: Sendable {
             """
             SELECT l.pid, coalesce(a.application_name, '') AS app
             FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
-            WHERE l.locktype = 'advisory' AND l.granted AND l.classid = $1::bigint::oid
+            WHERE l.locktype = 'advisory' AND l.granted
+              AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+              AND l.classid = $1::bigint::oid
               AND l.objid = $2::bigint::oid AND l.objsubid = 1
             LIMIT 1
             """,
