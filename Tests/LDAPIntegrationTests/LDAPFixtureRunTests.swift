@@ -49,7 +49,7 @@ import Testing
         #expect(try f.count("organ_membership") == 14)
         #expect(try f.count("assigned_role") == 8)
         let rejected = Dictionary(grouping: plan.rejected, by: \.reason).mapValues(\.count)
-        if directory == .slapd {
+        if directory.isSlapd {
             #expect(rejected == [.unparsable: 1, .tooLong: 2, .missingAttribute: 2, .invalidEmail: 1, .duplicateKey: 2])
         } else {
             #expect(rejected == [.unparsable: 1, .tooLong: 1, .missingAttribute: 1, .invalidEmail: 1])

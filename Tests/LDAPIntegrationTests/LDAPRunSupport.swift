@@ -58,13 +58,17 @@ final class OwnSlapd {
     let bindDN: String
     let bindPassword: String
     let pid: Int32
+    private let values: [String: String]
 
-    init() throws {
+    /// This server as a `TestDirectory`, for scratch organisations and settings.
+    var directory: TestDirectory { .ownSlapd(values) }
+
+    init(full: Bool = false) throws {
         let script = try TestEnvironment.require("SUDOSOS_TEST_SLAPD_SCRIPT")
         dir = NSTemporaryDirectory() + "ldap-own-slapd-" + UUID().uuidString
         let output = dir + ".out"
         defer { try? FileManager.default.removeItem(atPath: output) }
-        let status = try spawnAndWait(["/bin/bash", script, "start", dir, "--minimal"], output: output)
+        let status = try spawnAndWait(["/bin/bash", script, "start", dir] + (full ? [] : ["--minimal"]), output: output)
         let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
         guard status == 0 else { throw LDAPToolFailed(output: "slapd.sh start: \(text)") }
         var values: [String: String] = [:]
@@ -72,6 +76,7 @@ final class OwnSlapd {
             let parts = line.split(separator: "=", maxSplits: 1)
             if parts.count == 2 { values[String(parts[0])] = String(parts[1]) }
         }
+        self.values = values
         url = values["SUDOSOS_TEST_SLAPD_URL"] ?? ""
         bindDN = values["SUDOSOS_TEST_SLAPD_BIND_DN"] ?? ""
         bindPassword = values["SUDOSOS_TEST_SLAPD_BIND_PW"] ?? ""

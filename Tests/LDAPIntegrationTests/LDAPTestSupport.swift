@@ -7,12 +7,30 @@ import TestKit
 
 /// The two test directories the harness starts (scripts/lib/slapd.sh, scripts/lib/samba.sh),
 /// both loaded with fixtures/ldap/organisation.yaml under `OU=Organisation,<root>`.
-enum TestDirectory {
+enum TestDirectory: Hashable, Sendable, CustomStringConvertible {
     case slapd, activeDirectory
+    /// A slapd of a test's own (`OwnSlapd`): its `SUDOSOS_TEST_SLAPD_*` values.
+    case ownSlapd([String: String])
 
-    var prefix: String { self == .slapd ? "SUDOSOS_TEST_SLAPD" : "SUDOSOS_TEST_AD" }
+    var isSlapd: Bool { self != .activeDirectory }
 
-    func env(_ key: String) throws -> String { try TestEnvironment.require("\(prefix)_\(key)") }
+    var description: String {
+        switch self {
+        case .slapd: return "slapd"
+        case .activeDirectory: return "activeDirectory"
+        case .ownSlapd(let values): return "own slapd \(values["SUDOSOS_TEST_SLAPD_URL"] ?? "")"
+        }
+    }
+
+    var prefix: String { isSlapd ? "SUDOSOS_TEST_SLAPD" : "SUDOSOS_TEST_AD" }
+
+    func env(_ key: String) throws -> String {
+        if case .ownSlapd(let values) = self {
+            guard let value = values["\(prefix)_\(key)"] else { throw LDAPToolFailed(output: "the own slapd printed no \(prefix)_\(key)") }
+            return value
+        }
+        return try TestEnvironment.require("\(prefix)_\(key)")
+    }
 
     var root: String { get throws { try env("BASE") } }
 
@@ -31,15 +49,15 @@ enum TestDirectory {
             bindUser: try env("BIND_DN"), bindPassword: try env("BIND_PW"),
             sharedAccountFilter: "OU=Shared,\(org)", roleFilter: "OU=Roles,\(org)",
             serviceAccountFilter: "CN=SudoSOS Service Accounts,OU=Groups,\(org)", guidAttribute: guid,
-            nestedGroups: self == .slapd ? .memberAttribute : .matchingRuleInChain,
+            nestedGroups: isSlapd ? .memberAttribute : .matchingRuleInChain,
             caFile: self == .activeDirectory ? try env("CA") : nil,
             networkTimeout: .seconds(5), operationTimeout: .seconds(10), pageSize: pageSize)
     }
 
     /// Runs ldapmodify/ldapadd (ldap-utils) as the directory's administrator.
     func modify(_ ldif: String, add: Bool = false) throws {
-        let user = self == .slapd ? try env("ADMIN_DN") : try env("BIND_DN")
-        let password = self == .slapd ? try env("ADMIN_PW") : try env("BIND_PW")
+        let user = isSlapd ? try env("ADMIN_DN") : try env("BIND_DN")
+        let password = isSlapd ? try env("ADMIN_PW") : try env("BIND_PW")
         var environment = ProcessInfo.processInfo.environment
         if self == .activeDirectory { environment["LDAPTLS_CACERT"] = try env("CA") }
         // From a file: a large LDIF through stdin would fill the pipe while ldapmodify's own
