@@ -121,6 +121,7 @@ let package = Package(
             dependencies: ["SyncEngine", "SudoSOSStore", "LDAPSource", "TestKit"],
             swiftSettings: swiftSettings
         ),
+        .testTarget(name: "GEWISDBTests", dependencies: ["GEWISDBSource", "SyncEngine"], swiftSettings: swiftSettings),
         .testTarget(
             name: "GEWISDBIntegrationTests",
             dependencies: ["SyncEngine", "SudoSOSStore", "GEWISDBSource", "TestKit"],
