@@ -100,6 +100,14 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // endpoint-demo: the HTTP endpoint with real metrics fed by simulated runs, for the
+        // Prometheus end-to-end test, the status page screenshot and the /metrics benchmark.
+        .executableTarget(
+            name: "endpoint-demo",
+            dependencies: ["Observability", "SyncEngine", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: Test support and tests
         // TestKit: helpers shared by the integration tests (service endpoints from the
         // environment that scripts/test sets, throwaway databases, child processes, waiting
@@ -130,6 +138,12 @@ let package = Package(
         .testTarget(
             name: "SupervisorIntegrationTests",
             dependencies: ["Supervisor", "TestKit"],
+            swiftSettings: swiftSettings
+        ),
+        // CommandLineTests: runs the built `sudosos-sync` binary (exit codes, messages, no leaks).
+        .testTarget(
+            name: "CommandLineTests",
+            dependencies: ["SyncEngine", "TestKit"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -64,3 +64,31 @@ public struct ServiceStatus: Sendable, Codable, Hashable {
         self.schedule = schedule
     }
 }
+
+extension StatusReport {
+    /// The JSON of `GET /status`: dates as ISO 8601 (UTC), keys sorted, so the endpoint and
+    /// the `status` command agree on one encoding.
+    public func encodedJSON() throws -> Data {
+        try Self.jsonEncoder().encode(self)
+    }
+
+    /// Decodes what `encodedJSON()` wrote (the `status` command reading `GET /status`).
+    public static func decodeJSON(_ data: Data) throws -> StatusReport {
+        try jsonDecoder().decode(StatusReport.self, from: data)
+    }
+
+    /// The encoder behind `encodedJSON()`.
+    public static func jsonEncoder() -> JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+        return encoder
+    }
+
+    /// The decoder matching `jsonEncoder()`.
+    public static func jsonDecoder() -> JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return decoder
+    }
+}

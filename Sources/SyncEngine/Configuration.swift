@@ -5,7 +5,7 @@ import Foundation
 /// `ConfigurationLoader` builds it; every problem is a `SyncError.configuration` naming the key.
 ///
 /// Keys and defaults: docs/configuration.md.
-public struct Configuration: Sendable, Hashable {
+public struct Configuration: Sendable, Hashable, Codable {
     public var database: DatabaseSettings
     public var metrics: MetricsSettings
     public var supervisor: SupervisorSettings
@@ -38,7 +38,7 @@ public struct Configuration: Sendable, Hashable {
 }
 
 /// `database.*`
-public struct DatabaseSettings: Sendable, Hashable {
+public struct DatabaseSettings: Sendable, Hashable, Codable {
     /// libpq URI or conninfo (without the password).
     public var url: String?
     /// From `database.password`, `TYPEORM_PASSWORD` or its credential file. Never logged.
@@ -54,7 +54,7 @@ public struct DatabaseSettings: Sendable, Hashable {
 }
 
 /// `metrics.*`
-public struct MetricsSettings: Sendable, Hashable {
+public struct MetricsSettings: Sendable, Hashable, Codable {
     /// host:port of the HTTP endpoint.
     public var listenHost: String
     public var listenPort: Int
@@ -91,7 +91,7 @@ public struct BackoffSettings: Sendable, Hashable, Codable {
 }
 
 /// `supervisor.*`
-public struct SupervisorSettings: Sendable, Hashable {
+public struct SupervisorSettings: Sendable, Hashable, Codable {
     /// IANA time zone for cron schedules.
     public var timezone: String
     public var maxConcurrentRuns: Int
@@ -110,7 +110,7 @@ public struct SupervisorSettings: Sendable, Hashable {
 }
 
 /// When a service runs.
-public enum ScheduleSetting: Sendable, Hashable {
+public enum ScheduleSetting: Sendable, Hashable, Codable {
     /// A 5-field cron expression, in `supervisor.timezone`.
     case cron(String)
     /// A fixed period.
@@ -134,7 +134,7 @@ public struct ResourceLimits: Sendable, Hashable, Codable {
 }
 
 /// The keys every service has (`services.NAME.*` except the source's own).
-public struct ServiceSettings: Sendable, Hashable {
+public struct ServiceSettings: Sendable, Hashable, Codable {
     public var enabled: Bool
     public var schedule: ScheduleSetting?
     public var runOnStart: Bool
@@ -161,7 +161,7 @@ public struct ServiceSettings: Sendable, Hashable {
 }
 
 /// How group membership is resolved.
-public enum NestedGroupMode: String, Sendable, Hashable, CaseIterable {
+public enum NestedGroupMode: String, Sendable, Hashable, CaseIterable, Codable {
     /// AD's LDAP_MATCHING_RULE_IN_CHAIN (1.2.840.113556.1.4.1941), resolved by the server.
     case matchingRuleInChain = "matching_rule_in_chain"
     /// Read `member` of groups and resolve the transitive closure here.
@@ -169,7 +169,7 @@ public enum NestedGroupMode: String, Sendable, Hashable, CaseIterable {
 }
 
 /// Which attribute identifies a directory object.
-public enum GUIDAttribute: String, Sendable, Hashable, CaseIterable {
+public enum GUIDAttribute: String, Sendable, Hashable, CaseIterable, Codable {
     /// AD: 16 raw bytes, stored as 32 lowercase hex digits in wire order.
     case objectGUID
     /// OpenLDAP: a textual UUID, stored as its 32 hex digits.
@@ -177,7 +177,7 @@ public enum GUIDAttribute: String, Sendable, Hashable, CaseIterable {
 }
 
 /// `services.ldap.*`
-public struct LDAPSettings: Sendable, Hashable {
+public struct LDAPSettings: Sendable, Hashable, Codable {
     public var common: ServiceSettings
     public var serverURL: String
     public var base: String
@@ -226,7 +226,7 @@ public struct LDAPSettings: Sendable, Hashable {
 }
 
 /// `services.gewisdb.*`
-public struct GEWISDBSettings: Sendable, Hashable {
+public struct GEWISDBSettings: Sendable, Hashable, Codable {
     public var common: ServiceSettings
     /// e.g. https://database.gewis.nl/api
     public var apiURL: String

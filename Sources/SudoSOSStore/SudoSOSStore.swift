@@ -1,1 +1,0 @@
-// SudoSOSStore: see Package.swift for what lives here.
