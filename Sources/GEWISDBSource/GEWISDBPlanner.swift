@@ -18,8 +18,6 @@ import SyncEngine
 public enum GEWISDBPlanner {
     /// The server setting that allows closing members (SudoSOS stores JSON `true` / `false`).
     public static let allowDeleteSetting = "allowGewisSyncDelete"
-    /// SudoSOS's user columns are varchar(64).
-    public static let maxLength = 64
 
     public static func plan(
         service: String = "gewisdb", answers: GEWISDBAnswers, targeted: [User], snapshot: Snapshot
@@ -67,17 +65,17 @@ public enum GEWISDBPlanner {
                 } else if answers.checkedAt > expiration {
                     why = "\(record) expired on \(day(expiration))"
                 } else {
-                    switch values(for: member) {
-                    case .failure(let rejection):
-                        plan.entities.failed += 1
-                        plan.rejected.append(Rejection(record: record, reason: rejection.reason, detail: rejection.detail))
-                    case .success(let wanted):
+                    do {
+                        let wanted = try values(for: member, record: record)
                         plan.entities.passed += 1
                         let fields = FieldChange.diff(user, to: wanted)
                         if !fields.isEmpty {
                             let names = fields.map(\.field.rawValue).joined(separator: ", ")
                             plan.append(.updateUser(userId: user.id, fields: fields), reason: "\(record) in GEWISDB: \(names)")
                         }
+                    } catch {
+                        plan.entities.failed += 1
+                        plan.rejected.append(error)
                     }
                     continue
                 }
@@ -119,61 +117,27 @@ public enum GEWISDBPlanner {
         return plan
     }
 
-    /// A rejection of one field of a member.
-    struct FieldRejection: Error {
-        var reason: RejectionReason
-        var detail: String
-    }
-
-    /// The user columns a valid member asks for; only fields GEWISDB sent.
-    static func values(for member: GEWISDBMember) -> Result<[(UserField, FieldValue)], FieldRejection> {
+    /// The user columns a valid member asks for; only fields GEWISDB sent. Names and the
+    /// e-mail address go through the engine's `Validation` (64 characters as PostgreSQL counts
+    /// them, no NUL, e-mail syntax); a rejection never quotes the address.
+    static func values(for member: GEWISDBMember, record: String) throws(Rejection) -> [(UserField, FieldValue)] {
         var wanted: [(UserField, FieldValue)] = []
         if let given = member.givenName.value {
-            if let problem = checkName(given, field: "given_name") { return .failure(problem) }
-            wanted.append((.firstName, .text(given)))
+            wanted.append((.firstName, .text(try Validation.name(given, field: "given_name", record: record))))
         }
         if let family = member.familyName.value {
             let middle = member.middleName.value ?? ""
             let last = middle.isEmpty ? family : "\(middle) \(family)"
-            if let problem = checkName(last, field: "middle_name + family_name") { return .failure(problem) }
-            wanted.append((.lastName, .text(last)))
+            wanted.append((.lastName, .text(try Validation.name(last, field: "middle_name + family_name", record: record))))
         }
         if let email = member.email.value {
-            if let problem = checkEmail(email) { return .failure(problem) }
-            wanted.append((.email, .text(email)))
+            wanted.append((.email, .text(try Validation.email(email, field: "email", record: record))))
         }
         if let ofAge = member.isEighteenPlus.value {
             wanted.append((.ofAge, .flag(ofAge)))
         }
         wanted.append((.active, .flag(true)))
-        return .success(wanted)
-    }
-
-    static func checkName(_ value: String, field: String) -> FieldRejection? {
-        if value.unicodeScalars.contains(where: { $0.value == 0 || ($0.properties.generalCategory == .control) }) {
-            return FieldRejection(reason: .invalidEncoding, detail: "\(field) holds control characters")
-        }
-        if value.count > maxLength {
-            return FieldRejection(reason: .tooLong, detail: "\(field) is \(value.count) characters, over \(maxLength)")
-        }
-        return nil
-    }
-
-    /// A plausible address: one `@`, a non-empty local part, a dotted domain, no spaces or
-    /// control characters, at most 64 characters (the column). The address itself never goes
-    /// into the detail.
-    static func checkEmail(_ value: String) -> FieldRejection? {
-        if value.count > maxLength {
-            return FieldRejection(reason: .tooLong, detail: "email is \(value.count) characters, over \(maxLength)")
-        }
-        let parts = value.split(separator: "@", omittingEmptySubsequences: false)
-        let valid =
-            parts.count == 2 && !parts[0].isEmpty && parts[1].contains(".") && !parts[1].hasPrefix(".")
-            && !parts[1].hasSuffix(".") && !parts[1].contains("..")
-            && !value.unicodeScalars.contains(where: {
-                $0.properties.isWhitespace || $0.properties.generalCategory == .control
-            })
-        return valid ? nil : FieldRejection(reason: .invalidEmail, detail: "email is not a valid address")
+        return wanted
     }
 
     static func day(_ date: Date) -> String {
