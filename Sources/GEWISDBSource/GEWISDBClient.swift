@@ -30,7 +30,10 @@ public final class GEWISDBClient: Sendable {
     /// The Authorization header value. Never logged.
     private let authorization: String?
     private let maxAttempts: Int
+    /// The per-request deadline, exact.
     private let timeout: TimeInterval
+    /// URLSession's own timeout: `timeout` rounded up to whole seconds plus one, a backstop only.
+    private var sessionTimeout: TimeInterval { timeout.rounded(.up) + 1 }
     private let backoffBase: Duration
     private let backoffCap: Duration
 
@@ -62,8 +65,9 @@ public final class GEWISDBClient: Sendable {
 
         let configuration = URLSessionConfiguration.ephemeral
         configuration.httpMaximumConnectionsPerHost = settings.concurrency
-        configuration.timeoutIntervalForRequest = timeout
-        configuration.timeoutIntervalForResource = timeout * Double(maxAttempts) + 30
+        let backstop = timeout.rounded(.up) + 1
+        configuration.timeoutIntervalForRequest = backstop
+        configuration.timeoutIntervalForResource = backstop * Double(maxAttempts) + 30
         configuration.requestCachePolicy = .reloadIgnoringLocalCacheData
         configuration.urlCache = nil
         configuration.httpCookieStorage = nil
@@ -139,7 +143,7 @@ public final class GEWISDBClient: Sendable {
 
     func get(_ path: String, reporter: any RunReporter) async -> Result {
         guard let url = URL(string: baseURL + path) else { return .transport("bad URL \(baseURL + path)") }
-        var request = URLRequest(url: url, cachePolicy: .reloadIgnoringLocalCacheData, timeoutInterval: timeout)
+        var request = URLRequest(url: url, cachePolicy: .reloadIgnoringLocalCacheData, timeoutInterval: sessionTimeout)
         request.setValue("application/json", forHTTPHeaderField: "Accept")
         if let authorization { request.setValue(authorization, forHTTPHeaderField: "Authorization") }
         let clock = ContinuousClock()
@@ -173,19 +177,27 @@ public final class GEWISDBClient: Sendable {
         }
     }
 
-    /// One request through a data task. Deliberately not `session.data(for:)`: on Linux,
-    /// cancelling the task that awaits it could leave it waiting forever (seen with
-    /// swift-corelibs-foundation), so a cancelled run lets its in-flight requests finish
-    /// (each bounded by the request timeout) and only stops starting new ones and retrying.
+    /// One request through a data task, ended by our own deadline of `timeout`.
+    ///
+    /// Deliberately not `session.data(for:)`: on Linux, cancelling the Swift task that awaits it
+    /// could leave it waiting forever (seen with swift-corelibs-foundation), so a cancelled run
+    /// lets its in-flight requests finish (each bounded by the deadline) and only stops starting
+    /// new ones and retrying. And not URLSession's own timeout alone: swift-corelibs-foundation
+    /// counts it in whole seconds, so a sub-second timeout fires at once (seen here); URLSession
+    /// gets the timeout rounded up, and the exact deadline cancels the data task.
     private func send(_ request: URLRequest) async throws -> (Data, Int) {
-        try await withCheckedThrowingContinuation { continuation in
+        let deadline = Deadline()
+        return try await withCheckedThrowingContinuation { continuation in
             let task = session.dataTask(with: request) { body, response, error in
+                deadline.disarm()
                 if let error {
-                    continuation.resume(throwing: error)
+                    let timedOut = deadline.fired && (error as? URLError)?.code == .cancelled
+                    continuation.resume(throwing: timedOut ? URLError(.timedOut) : error)
                 } else {
                     continuation.resume(returning: (body ?? Data(), (response as? HTTPURLResponse)?.statusCode ?? 0))
                 }
             }
+            deadline.arm(after: timeout) { task.cancel() }
             task.resume()
         }
     }
@@ -229,5 +241,37 @@ public final class GEWISDBClient: Sendable {
         }
         return SyncError.unavailable(
             "GEWISDB refused the API key with HTTP \(status) on \(path): the key needs the \(permission) permission\(said)")
+    }
+}
+
+/// A one-shot timer that cancels a data task when a request runs past its deadline; `fired`
+/// tells the completion handler that a cancellation was the deadline's.
+private final class Deadline: @unchecked Sendable {
+    private let lock = NSLock()
+    private var item: DispatchWorkItem?
+    private var didFire = false
+
+    var fired: Bool { lock.withLock { didFire } }
+
+    func arm(after seconds: TimeInterval, _ action: @escaping @Sendable () -> Void) {
+        let item = DispatchWorkItem { [weak self] in
+            guard let self else { return }
+            let armed = self.lock.withLock { () -> Bool in
+                guard self.item != nil else { return false }
+                self.didFire = true
+                return true
+            }
+            if armed { action() }
+        }
+        lock.withLock { self.item = item }
+        DispatchQueue.global().asyncAfter(deadline: .now() + seconds, execute: item)
+    }
+
+    func disarm() {
+        let item = lock.withLock { () -> DispatchWorkItem? in
+            defer { self.item = nil }
+            return self.item
+        }
+        item?.cancel()
     }
 }

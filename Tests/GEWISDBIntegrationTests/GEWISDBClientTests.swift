@@ -114,21 +114,51 @@ func context(_ reporter: any RunReporter = SilentReporter()) -> RunContext {
         #expect(reporter.counts.errors == 1)
     }
 
-    @Test func slowAnswerTimesOut() async throws {
-        let fake = try await FakeGEWISDB.start(["--members", FakeGEWISDB.fixture])
+    @Test func slowAndDroppedAnswersFailAfterTheirAttempts() async throws {
+        let fake = try await FakeGEWISDB.start(["--members", FakeGEWISDB.fixture, "--slow-ms", "3000"])
         defer { fake.stop() }
-        // The whole server answers after 3 s from now on.
-        try await fake.set("latency_ms=3000")
-        let client = try GEWISDBClient(settings: settings(fake, timeout: .milliseconds(500), attempts: 2), backoffBase: .milliseconds(10))
+        let reporter = CountingReporter()
+        let client = try GEWISDBClient(
+            settings: settings(fake, timeout: .milliseconds(500), attempts: 2), backoffBase: .milliseconds(10))
         let clock = ContinuousClock()
         let started = clock.now
+        let answers = try await client.fetchMembers([8012, 8013], concurrency: 2, maxFailedRatio: 1, context: context(reporter))
+        guard case .failed(let slow) = answers[8013], case .failed(let dropped) = answers[8012] else {
+            Issue.record("expected two failures, got \(answers)")
+            return
+        }
+        #expect(slow.contains("no answer within 0.5s"), "\(slow)")
+        #expect(!dropped.isEmpty)
+        let elapsed = clock.now - started
+        #expect(elapsed < .seconds(2.5), "two attempts of 0.5 s, not the server's 3 s (took \(elapsed))")
+        #expect(elapsed >= .milliseconds(950), "each attempt waits its full 0.5 s (took \(elapsed))")
+        #expect(reporter.counts.ok == 0)
+        #expect(reporter.counts.errors == 4, "every attempt is reported")
+    }
+
+    @Test func basicCredentialsWhenNoKey() async throws {
+        let fake = try await FakeGEWISDB.start(["--members", FakeGEWISDB.fixture, "--basic", "sudosos:pw-0001"])
+        defer { fake.stop() }
+        let basic = GEWISDBSettings(apiURL: fake.apiURL, basicUser: "sudosos", basicPassword: "pw-0001")
+        try await GEWISDBClient(settings: basic).checkHealth(reporter: SilentReporter())
+        let wrong = GEWISDBSettings(apiURL: fake.apiURL, basicUser: "sudosos", basicPassword: "nope")
+        let error = await #expect(throws: SyncError.self) {
+            try await GEWISDBClient(settings: wrong).checkHealth(reporter: SilentReporter())
+        }
+        #expect(error?.kind == .unavailable)
+    }
+
+    @Test func latencyFlippedAtRunTimeTripsTheTimeout() async throws {
+        let fake = try await FakeGEWISDB.start(["--members", FakeGEWISDB.fixture])
+        defer { fake.stop() }
+        let client = try GEWISDBClient(settings: settings(fake, timeout: .milliseconds(500), attempts: 1))
+        _ = try await client.fetchMembers([8000], concurrency: 1, maxFailedRatio: 0, context: context())
+        try await fake.set("latency_ms=2000")
         let answers = try await client.fetchMembers([8000], concurrency: 1, maxFailedRatio: 1, context: context())
-        guard case .failed(let problem) = answers[8000] else {
+        guard case .failed = answers[8000] else {
             Issue.record("expected a timeout, got \(String(describing: answers[8000]))")
             return
         }
-        #expect(problem.contains("no answer"))
-        #expect(clock.now - started < .seconds(3), "two attempts of 0.5 s, not the server's 3 s")
     }
 
     @Test func failuresAboveTheRatioFailTheFetch() async throws {
