@@ -25,6 +25,7 @@ public enum GEWISDBPlanner {
         var plan = Plan(service: service, population: targeted.count)
         let allowClose = snapshot.booleanSetting(allowDeleteSetting) == true
         var downButNotAllowed = 0
+        var failedRequests: [String] = []
 
         for user in targeted.sorted(by: { $0.id < $1.id }) {
             guard let lidnr = snapshot.memberNumbers[user.id] else { continue }
@@ -33,11 +34,11 @@ public enum GEWISDBPlanner {
             switch answers.answers[lidnr] {
             case nil:
                 plan.entities.failed += 1
-                plan.warnings.append("\(record) (user \(user.id)): not read from GEWISDB")
+                failedRequests.append("\(record): not read")
                 continue
             case .failed(let problem)?:
                 plan.entities.failed += 1
-                plan.warnings.append("\(record) (user \(user.id)): GEWISDB request failed: \(problem); left alone")
+                failedRequests.append("\(record): \(problem)")
                 continue
             case .unparsable(let detail)?:
                 plan.entities.failed += 1
@@ -45,6 +46,9 @@ public enum GEWISDBPlanner {
                 continue
             case .notFound?:
                 why = "\(record) is unknown to GEWISDB (HTTP 204)"
+            case .found(let member)? where member.deleted:
+                // Deleted wins over a missing or unparsable expiration.
+                why = "\(record) is deleted in GEWISDB"
             case .found(let member)?:
                 let expiration: Date
                 switch member.expiration {
@@ -60,9 +64,7 @@ public enum GEWISDBPlanner {
                 case .date(let date):
                     expiration = date
                 }
-                if member.deleted {
-                    why = "\(record) is deleted in GEWISDB"
-                } else if answers.checkedAt > expiration {
+                if answers.checkedAt > expiration {
                     why = "\(record) expired on \(day(expiration))"
                 } else {
                     do {
@@ -108,6 +110,12 @@ public enum GEWISDBPlanner {
                         reason: "closing notice (recorded, not mailed)")
                 }
             }
+        }
+        if !failedRequests.isEmpty {
+            let shown = failedRequests.prefix(10).joined(separator: "; ")
+            let more = failedRequests.count > 10 ? "; and \(failedRequests.count - 10) more" : ""
+            plan.warnings.append(
+                "\(failedRequests.count) member(s) left alone because their GEWISDB request failed: \(shown)\(more)")
         }
         if downButNotAllowed > 0 {
             plan.warnings.append(

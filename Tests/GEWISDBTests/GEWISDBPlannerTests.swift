@@ -120,6 +120,23 @@ import Testing
         #expect(again.changes.isEmpty)
     }
 
+    @Test func deletedWinsOverAMissingExpiration() {
+        let plan = plan([8001: .found(member(8001, deleted: true, expiration: .missing))], snapshot([user(1)], balances: [1: .cents(0)]))
+        #expect(plan.changes.map(\.change.action) == [.deleted])
+        #expect(plan.rejected.isEmpty)
+    }
+
+    @Test func failedRequestsAreOneWarning() {
+        let users = (1...12).map { user($0) }
+        let answers = Dictionary(uniqueKeysWithValues: (1...12).map { (8000 + $0, MemberAnswer.failed("HTTP 500")) })
+        let plan = plan(answers, snapshot(users))
+        #expect(plan.changes.isEmpty)
+        #expect(plan.entities.failed == 12)
+        #expect(plan.warnings.count == 1)
+        #expect(plan.warnings.first?.contains("12 member(s) left alone") == true)
+        #expect(plan.warnings.first?.contains("and 2 more") == true)
+    }
+
     @Test func unknownBalanceNeverDeletes() {
         let plan = plan([8001: .notFound], snapshot([user(1)]))
         #expect(plan.changes.map(\.change.action) == [.deactivated, nil])
