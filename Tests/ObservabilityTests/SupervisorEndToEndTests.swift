@@ -30,7 +30,7 @@ import Testing
             try database.sql(#"INSERT INTO member_user ("userId", "memberId") VALUES (\#(id), \#(member))"#)
         }
         let members = TestEnvironment.repositoryRoot.appendingPathComponent("fixtures/gewisdb/members.json").path
-        let fake = try ServedProcess.start(
+        let fake = try await ServedProcess.start(
             TestEnvironment.executable("gewisdb-fake"),
             ["--port", "0", "--api-key", "e2e-key-0417", "--members", members], readyPrefix: "listening on 127.0.0.1:")
         defer { fake.stop() }
@@ -94,7 +94,7 @@ import Testing
                 guard process.isRunning else {
                     throw TestFailure(description: "sudosos-sync exited: \((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
                 }
-                return (try? RawHTTPClient(port: port, timeout: .seconds(1)).request("GET", "/healthz").status) == 200
+                return (try? await RawHTTPClient(port: port, timeout: .seconds(1)).request("GET", "/healthz").status) == 200
             }
         } catch {
             supervisor.stop()
