@@ -77,102 +77,12 @@ public struct ProcessOutput: Sendable {
     public var stderr: String
 }
 
-/// Runs an executable to completion and collects its output.
-///
-/// Spawned with `posix_spawn` and reaped with `waitpid` here, not with Foundation's `Process`,
-/// whose `waitUntilExit` was seen to hang forever on an already-exited child on Linux. The
-/// child starts with every signal unblocked and at its default action.
+/// Runs an executable to completion and collects its output, blocking the calling thread
+/// (see `runChild` for async code; it is the same spawn without Foundation's `Process`).
 public func runProcess(
     _ executable: String, _ arguments: [String], environment: [String: String]? = nil, stdin: String? = nil
 ) throws -> ProcessOutput {
-    func pipePair() throws -> (read: Int32, write: Int32) {
-        var fds: [Int32] = [0, 0]
-        guard pipe(&fds) == 0 else { throw SpawnFailed(executable: executable, errno: errno) }
-        _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
-        _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
-        return (fds[0], fds[1])
-    }
-    let input = try pipePair(), output = try pipePair(), errors = try pipePair()
-
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_adddup2(&actions, input.read, 0)
-    posix_spawn_file_actions_adddup2(&actions, output.write, 1)
-    posix_spawn_file_actions_adddup2(&actions, errors.write, 2)
-
-    var attributes = posix_spawnattr_t()
-    posix_spawnattr_init(&attributes)
-    defer { posix_spawnattr_destroy(&attributes) }
-    var noSignals = sigset_t(), allSignals = sigset_t()
-    sigemptyset(&noSignals)
-    sigfillset(&allSignals)
-    posix_spawnattr_setsigmask(&attributes, &noSignals)
-    posix_spawnattr_setsigdefault(&attributes, &allSignals)
-    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-
-    let env = (environment ?? ProcessInfo.processInfo.environment).map { "\($0.key)=\($0.value)" }
-    let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-    let envp = env.map { strdup($0) } + [nil]
-    defer {
-        argv.forEach { free($0) }
-        envp.forEach { free($0) }
-    }
-    var pid: pid_t = 0
-    let spawned = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
-    close(input.read)
-    close(output.write)
-    close(errors.write)
-    guard spawned == 0 else {
-        close(input.write)
-        close(output.read)
-        close(errors.read)
-        throw SpawnFailed(executable: executable, errno: spawned)
-    }
-
-    // Feed stdin, then read stdout and stderr together until both end.
-    if let stdin {
-        signal(SIGPIPE, SIG_IGN)
-        var bytes = Array(stdin.utf8)[...]
-        while !bytes.isEmpty {
-            let n = bytes.withUnsafeBytes { write(input.write, $0.baseAddress, $0.count) }
-            if n < 0 { if errno == EINTR { continue } else { break } }
-            bytes = bytes.dropFirst(n)
-        }
-    }
-    close(input.write)
-    var collected: [Int32: [UInt8]] = [output.read: [], errors.read: []]
-    var open: [Int32] = [output.read, errors.read]
-    var buffer = [UInt8](repeating: 0, count: 65536)
-    while !open.isEmpty {
-        var polled = open.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
-        if poll(&polled, nfds_t(polled.count), -1) < 0 {
-            if errno == EINTR { continue }
-            break
-        }
-        for entry in polled where entry.revents != 0 {
-            let n = buffer.withUnsafeMutableBytes { read(entry.fd, $0.baseAddress, $0.count) }
-            if n > 0 {
-                collected[entry.fd]!.append(contentsOf: buffer[..<n])
-            } else if n == 0 || errno != EINTR {
-                close(entry.fd)
-                open.removeAll { $0 == entry.fd }
-            }
-        }
-    }
-    var status: Int32 = 0
-    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-    let signalled = (status & 0x7f) != 0 && (status & 0x7f) != 0x7f
-    return ProcessOutput(
-        status: signalled ? status & 0x7f : (status >> 8) & 0xff, signalled: signalled,
-        stdout: String(decoding: collected[output.read]!, as: UTF8.self),
-        stderr: String(decoding: collected[errors.read]!, as: UTF8.self))
-}
-
-public struct SpawnFailed: Error, CustomStringConvertible {
-    public var executable: String
-    public var errno: Int32
-    public var description: String { "cannot start \(executable): \(String(cString: strerror(errno)))" }
+    try runChildBlocking(executable, arguments, environment: environment, stdin: stdin)
 }
 
 /// A database of its own for one test, cloned from the template the harness loaded with the

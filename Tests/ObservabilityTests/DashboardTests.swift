@@ -42,7 +42,7 @@ import Testing
         }
         #expect(byName["service"]?["multi"] as? Bool == true)
         #expect(byName["service"]?["includeAll"] as? Bool == true)
-        // Every per-service query honours the variables.
+        // Every query honours the variables.
         for panel in panels {
             for target in panel["targets"] as? [[String: Any]] ?? [] {
                 let expr = target["expr"] as? String ?? ""
@@ -57,14 +57,19 @@ import Testing
     /// The panels the issue lists, each backed by the metric it needs.
     @Test func requiredPanels() {
         let expressions = panels.flatMap { panel in
-            (panel["targets"] as? [[String: Any]] ?? []).map { (panel["title"] as? String ?? "", $0["expr"] as? String ?? "") }
+            (panel["targets"] as? [[String: Any]] ?? []).map {
+                (panel["title"] as? String ?? "", $0["expr"] as? String ?? "")
+            }
         }
         func has(_ title: String, _ metric: String) -> Bool {
             expressions.contains { $0.0.localizedCaseInsensitiveContains(title) && $0.1.contains(metric) }
         }
         #expect(has("Success rate", "sudosos_sync_runs_total"))
         #expect(has("Outcomes per service", "sudosos_sync_runs_total"))
-        #expect(has("duration percentiles", "histogram_quantile(0.99, sum by (service, le) (rate(sudosos_sync_run_duration_seconds_bucket"))
+        #expect(
+            has(
+                "duration percentiles",
+                "histogram_quantile(0.99, sum by (service, le) (rate(sudosos_sync_run_duration_seconds_bucket"))
         #expect(has("Age of last success", "sudosos_sync_last_success_timestamp_seconds"))
         #expect(has("Age of last success", "sudosos_sync_expected_interval_seconds"))
         #expect(has("Changes per action", "sudosos_sync_changes_total"))
@@ -73,18 +78,22 @@ import Testing
         #expect(has("Child CPU", "sudosos_sync_child_cpu_seconds_total"))
         #expect(has("Child max RSS", "sudosos_sync_child_max_rss_bytes"))
         #expect(has("Source request latency", "sudosos_sync_source_request_duration_seconds_bucket"))
-        for metric in ["process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds", "process_start_time_seconds"] {
+        for metric in [
+            "process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds", "process_start_time_seconds",
+        ] {
             #expect(expressions.contains { $0.1.contains(metric) }, "\(metric)")
         }
     }
 
     @Test func provisioningPointsAtADashboardFolder() throws {
         let root = TestEnvironment.repositoryRoot.appendingPathComponent("grafana/provisioning")
-        let dashboards = try String(contentsOf: root.appendingPathComponent("dashboards/sudosos-sync.yaml"), encoding: .utf8)
+        let dashboards = try String(
+            contentsOf: root.appendingPathComponent("dashboards/sudosos-sync.yaml"), encoding: .utf8)
         #expect(dashboards.contains("apiVersion: 1"))
         #expect(dashboards.contains("type: file"))
         #expect(dashboards.contains("path: /var/lib/grafana/dashboards/sudosos-sync"))
-        let datasources = try String(contentsOf: root.appendingPathComponent("datasources/prometheus.yaml"), encoding: .utf8)
+        let datasources = try String(
+            contentsOf: root.appendingPathComponent("datasources/prometheus.yaml"), encoding: .utf8)
         #expect(datasources.contains("type: prometheus"))
     }
 }
