@@ -95,13 +95,13 @@ import Testing
 
     @Test func activeDirectoryRefusesASimpleBindWithoutTLS() async throws {
         var settings = try TestDirectory.activeDirectory.settings()
-        settings.serverURL = "ldap://127.0.0.1:389"
+        settings.serverURL = "ldap://\(try TestDirectory.activeDirectory.env("HOST")):389"
         try await expectUnavailable(settings, connectWithin: .seconds(5), mentioning: ["bind"])
     }
 
     @Test func startTLSWithTheTestCAWorks() async throws {
         var settings = try TestDirectory.activeDirectory.settings()
-        settings.serverURL = "ldap://127.0.0.1:389"
+        settings.serverURL = "ldap://\(try TestDirectory.activeDirectory.env("HOST")):389"
         settings.startTLS = true
         let service = LDAPSyncService(settings: settings)
         let (directory, _, _) = try await service.fetchDirectory(roleNames: [], context: testContext())
