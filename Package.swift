@@ -127,6 +127,7 @@ let package = Package(
         ),
         .testTarget(name: "SyncEngineTests", dependencies: ["SyncEngine"], swiftSettings: swiftSettings),
         .testTarget(name: "SupervisorTests", dependencies: ["Supervisor"], swiftSettings: swiftSettings),
+        .testTarget(name: "LDAPSourceTests", dependencies: ["LDAPSource", "SyncEngine"], swiftSettings: swiftSettings),
         .testTarget(
             name: "StoreIntegrationTests",
             dependencies: ["SyncEngine", "SudoSOSStore", "TestKit"],

@@ -9,7 +9,9 @@ struct SudoSOSSync: AsyncParsableCommand {
         commandName: "sudosos-sync",
         abstract: "Keeps SudoSOS users in step with GEWISDB and LDAP / Active Directory.",
         discussion: "Exit codes: 0 success, 1 run failed, 64 usage, 65 refused by a safety check, 69 unreachable, 75 not ready or locked, 78 configuration error.",
-        // The supervisor's commands (run, worker, status, trigger) go in this list too.
-        subcommands: [OnceCommand.self, CheckConfigCommand.self]
+        subcommands: [
+            OnceCommand.self, CheckConfigCommand.self, RunCommand.self, StatusCommand.self, TriggerCommand.self,
+            WorkerCommand.self,
+        ]
     )
 }
