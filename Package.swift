@@ -108,6 +108,14 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // gewisdb-bench: members checked per second against gewisdb-fake (bench/gewisdb-bench.sh).
+        .executableTarget(
+            name: "gewisdb-bench",
+            dependencies: ["GEWISDBSource", "SyncEngine"],
+            path: "bench/gewisdb-bench",
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: Test support and tests
         // TestKit: helpers shared by the integration tests (service endpoints from the
         // environment that scripts/test sets, throwaway databases, child processes, waiting
@@ -119,6 +127,7 @@ let package = Package(
         ),
         .testTarget(name: "SyncEngineTests", dependencies: ["SyncEngine"], swiftSettings: swiftSettings),
         .testTarget(name: "SupervisorTests", dependencies: ["Supervisor"], swiftSettings: swiftSettings),
+        .testTarget(name: "LDAPSourceTests", dependencies: ["LDAPSource", "SyncEngine"], swiftSettings: swiftSettings),
         .testTarget(
             name: "StoreIntegrationTests",
             dependencies: ["SyncEngine", "SudoSOSStore", "TestKit"],
@@ -129,6 +138,7 @@ let package = Package(
             dependencies: ["SyncEngine", "SudoSOSStore", "LDAPSource", "TestKit"],
             swiftSettings: swiftSettings
         ),
+        .testTarget(name: "GEWISDBTests", dependencies: ["GEWISDBSource", "SyncEngine"], swiftSettings: swiftSettings),
         .testTarget(
             name: "GEWISDBIntegrationTests",
             dependencies: ["SyncEngine", "SudoSOSStore", "GEWISDBSource", "TestKit"],

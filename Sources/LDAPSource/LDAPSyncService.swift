@@ -1,23 +1,65 @@
 import Logging
 import SyncEngine
 
-/// The `ldap` sync service: organs, their members, roles, service accounts and member accounts
-/// from LDAP / Active Directory. (Placeholder until the LDAP work lands.)
+/// The `ldap` sync service: organs (shared accounts) and their members, roles, service
+/// accounts and member accounts from LDAP / Active Directory, as SudoSOS's own LDAP sync does,
+/// but read in bulk and planned as one transaction (docs/ldap.md).
 public struct LDAPSyncService: SyncService {
-    public typealias Source = Void
+    public typealias Source = Directory
     public let settings: LDAPSettings
     public var name: String { "ldap" }
-    public var snapshotRequest: SnapshotRequest { SnapshotRequest(userTypes: [.organ, .member, .integration]) }
+    public var snapshotRequest: SnapshotRequest { SnapshotRequest(userTypes: LDAPPlanner.targetTypes) }
 
     public init(settings: LDAPSettings) {
         self.settings = settings
     }
 
-    public func shouldSync(_ user: User, in snapshot: Snapshot) -> Bool { false }
+    /// ORGAN, MEMBER and INTEGRATION users that are not deleted.
+    public func shouldSync(_ user: User, in snapshot: Snapshot) -> Bool { LDAPPlanner.isTargeted(user) }
 
-    public func fetch(targeted: [User], snapshot: Snapshot, context: RunContext) async throws {
-        throw SyncError.failed("the ldap service is not implemented yet")
+    /// Connects and binds (what `check-config --connect` does); failures are `unavailable`.
+    public func prepare(context: RunContext) async throws {
+        let client = try makeClient()
+        try await client.connect()
     }
 
-    public func plan(source: Void, targeted: [User], snapshot: Snapshot) -> Plan { Plan(service: name) }
+    public func fetch(targeted: [User], snapshot: Snapshot, context: RunContext) async throws -> Directory {
+        try await fetchDirectory(roleNames: Set(snapshot.roles.map(\.name)), context: context).directory
+    }
+
+    /// Reads the directory and says how many searches and page requests it took.
+    public func fetchDirectory(
+        roleNames: Set<String>, context: RunContext
+    ) async throws(SyncError) -> (directory: Directory, searches: Int, requests: Int) {
+        let client = try makeClient()
+        context.reporter.heartbeat(phase: "ldap: binding")
+        do {
+            try await client.connect()
+        } catch {
+            context.reporter.sourceRequest(ok: false, seconds: 0)
+            throw error
+        }
+        let reader = DirectoryReader(settings: settings, client: client, logger: context.logger, reporter: context.reporter)
+        let directory = try await reader.read(roleNames: roleNames)
+        context.logger.info(
+            "ldap directory read",
+            metadata: [
+                "objects": "\(directory.objects.count)", "organ_groups": "\(directory.organGroups.count)",
+                "role_groups": "\(directory.roleGroups.count)", "searches": "\(client.searches)",
+                "requests": "\(client.requests)",
+            ])
+        return (directory, client.searches, client.requests)
+    }
+
+    public func plan(source: Directory, targeted: [User], snapshot: Snapshot) -> Plan {
+        var planner = LDAPPlanner(directory: source, snapshot: snapshot, guidAttribute: settings.guidAttribute, service: name)
+        return planner.makePlan()
+    }
+
+    func makeClient() throws(SyncError) -> LDAPClient {
+        try LDAPClient(options: LDAPConnectionOptions(
+            url: settings.serverURL, startTLS: settings.startTLS, caFile: settings.caFile, bindDN: settings.bindUser,
+            bindPassword: settings.bindPassword, networkTimeout: settings.networkTimeout,
+            operationTimeout: settings.operationTimeout))
+    }
 }

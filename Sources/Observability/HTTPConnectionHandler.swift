@@ -139,7 +139,8 @@ final class HTTPConnectionHandler: ChannelInboundHandler {
             let answered = loop.makeFutureWithTask { await work() }
             let timedOut = loop.assumeIsolated().scheduleTask(in: .init(limits.controlTimeout)) {}
             answered.assumeIsolated().whenSuccess { response in
-                guard self.generation == expected, self.busy, !self.closing || context.channel.isActive else { return }
+                // Not answered yet (the control timeout did not fire first)?
+                guard self.generation == expected, self.busy else { return }
                 timedOut.cancel()
                 self.generation += 1
                 self.write(context: context, response, keepAlive: keepAlive, version: version)
@@ -155,6 +156,8 @@ final class HTTPConnectionHandler: ChannelInboundHandler {
         }
     }
 
+    /// Writes one answer; when it is out, serves the next queued request, waits for one
+    /// (keep-alive), or closes.
     private func write(
         context: ChannelHandlerContext, _ response: HTTPResponse, keepAlive: Bool, version: HTTPVersion
     ) {
@@ -163,6 +166,9 @@ final class HTTPConnectionHandler: ChannelInboundHandler {
             return
         }
         let keep = keepAlive && !closing
+        // A client that does not read its answer must not hold its connection (and a slot of
+        // the cap) forever: the same deadline covers the write.
+        armDeadline(context: context)
         var headers = HTTPHeaders()
         headers.reserveCapacity(4 + response.headers.count)
         headers.add(name: "Content-Type", value: response.contentType)
@@ -171,13 +177,16 @@ final class HTTPConnectionHandler: ChannelInboundHandler {
         headers.add(name: "Connection", value: keep ? "keep-alive" : "close")
         for (name, value) in response.headers { headers.add(name: name, value: value) }
         let responseVersion = version.major == 1 && version.minor == 0 ? HTTPVersion.http1_0 : .http1_1
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: responseVersion, status: response.status, headers: headers))), promise: nil)
+        let head = HTTPResponseHead(version: responseVersion, status: response.status, headers: headers)
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
         var body = context.channel.allocator.buffer(capacity: response.body.count)
         body.writeBytes(response.body)
         context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
         done.assumeIsolated().whenComplete { result in
             self.busy = false
+            self.deadline?.cancel()
+            self.deadline = nil
             guard case .success = result, keep else {
                 self.closing = true
                 context.close(promise: nil)
@@ -191,14 +200,15 @@ final class HTTPConnectionHandler: ChannelInboundHandler {
         }
     }
 
-    /// (Re)starts the request deadline: the connection closes unless a whole request arrives
-    /// within `limits.requestTimeout`.
+    /// (Re)starts the deadline: the connection closes unless, within `limits.requestTimeout`,
+    /// a whole request arrives (when waiting for one) or the answer is written (when writing).
+    /// It is off only while the supervisor is asked, which has its own timeout.
     private func armDeadline(context: ChannelHandlerContext) {
         deadline?.cancel()
-        guard !closing else { return }
+        deadline = nil
+        guard context.channel.isActive else { return }
         deadline = context.eventLoop.assumeIsolated().scheduleTask(in: .init(limits.requestTimeout)) {
-            guard !self.busy else { return }
-            self.logger.debug("closing a connection that sent no complete request in time")
+            self.logger.debug("closing a connection that missed its deadline")
             self.closing = true
             context.close(promise: nil)
         }

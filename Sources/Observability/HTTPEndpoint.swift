@@ -99,6 +99,9 @@ public final class HTTPEndpoint: Sendable {
         return bound
     }
 
+    /// Connections open now (over-the-cap ones, answered 503, are not counted).
+    public var openConnections: Int { connections.count }
+
     /// Stops accepting, closes connections.
     public func stop() async {
         guard let running = running.withLock({ state in defer { state = nil }; return state }) else { return }

@@ -112,7 +112,8 @@ struct ConfigurationDecoder {
                 _ = try CronExpression(cron)
                 settings.schedule = .cron(cron)
             } catch let error as SyncError {
-                reader.bad(p + "schedule", "is not a cron expression: \(error.message)")
+                // CronExpression's message quotes the expression and names the bad field.
+                reader.problem(p + "schedule", Masking.scrub(error.message))
             } catch {
                 reader.bad(p + "schedule", "is not a cron expression")
             }
@@ -155,7 +156,7 @@ struct ConfigurationDecoder {
         }
         settings.base = dn(p + "base") ?? ""
         settings.bindUser = reader.nonEmptyString(p + "bind_user")
-        settings.bindPassword = reader.string(p + "bind_pw")
+        settings.bindPassword = reader.nonEmptyString(p + "bind_pw")  // an empty password would be an unauthenticated bind
         settings.sharedAccountFilter = dn(p + "shared_account_filter")
         settings.roleFilter = dn(p + "role_filter")
         settings.serviceAccountFilter = dn(p + "service_account_filter")
@@ -209,7 +210,7 @@ struct ConfigurationDecoder {
         }
         settings.apiKey = reader.nonEmptyString(p + "api_key")
         settings.basicUser = reader.nonEmptyString(p + "basic_user")
-        settings.basicPassword = reader.string(p + "basic_password")
+        settings.basicPassword = reader.nonEmptyString(p + "basic_password")
         if let value = reader.int(p + "concurrency", in: 1...256) { settings.concurrency = value }
         if let value = reader.duration(p + "request_timeout") { settings.requestTimeout = value }
         if let value = reader.ratio(p + "max_failed_ratio") { settings.maxFailedRatio = value }

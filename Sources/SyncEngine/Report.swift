@@ -26,7 +26,7 @@ public struct PlanReport: Sendable {
             lines.append("")
             if summary.outcome == .refused {
                 let removals = plan.removals
-                lines.append("REFUSED: \(free(summary.error ?? "the plan exceeds the deletion threshold")).")
+                lines.append("REFUSED: \(free(summary.error ?? "the plan exceeds the deletion threshold"))")
                 lines.append("Nothing was written. It would have made these \(removals.count) removals:")
                 for planned in removals { lines.append("  " + line(planned, in: plan)) }
                 lines.append("Check the source; if the removals are right, raise max_deletions / max_deletion_ratio for one run.")

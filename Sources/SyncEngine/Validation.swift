@@ -74,10 +74,10 @@ public enum Validation {
         }
         let parts = value.split(separator: "@", omittingEmptySubsequences: false)
         guard parts.count == 2 else {
-            throw reject(parts.count < 2 ? "is not an address (no '@')" : "is not an address (more than one '@')")
+            throw reject(parts.count < 2 ? "is not an address (no at sign)" : "is not an address (more than one at sign)")
         }
         let local = parts[0], domain = parts[1]
-        guard isValidLocalPart(local) else { throw reject("is not an address (bad part before '@')") }
+        guard isValidLocalPart(local) else { throw reject("is not an address (bad part before the at sign)") }
         guard isValidDomain(domain) else { throw reject("is not an address (bad domain)") }
         return value
     }

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Where the integration tests find their services: `scripts/test` starts them and exports
 /// their endpoints (`SUDOSOS_TEST_*`, see docs/testing.md).
@@ -74,36 +77,12 @@ public struct ProcessOutput: Sendable {
     public var stderr: String
 }
 
-/// Runs an executable to completion and collects its output.
+/// Runs an executable to completion and collects its output, blocking the calling thread
+/// (see `runChild` for async code; it is the same spawn without Foundation's `Process`).
 public func runProcess(
     _ executable: String, _ arguments: [String], environment: [String: String]? = nil, stdin: String? = nil
 ) throws -> ProcessOutput {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    if let environment { process.environment = environment }
-    let out = Pipe(), err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    let input = Pipe()
-    process.standardInput = input
-    try process.run()
-    if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
-    try? input.fileHandleForWriting.close()
-    // Read both pipes concurrently so a chatty child cannot block on a full pipe.
-    nonisolated(unsafe) var errData = Data()
-    let group = DispatchGroup()
-    group.enter()
-    DispatchQueue.global().async {
-        errData = err.fileHandleForReading.readDataToEndOfFile()
-        group.leave()
-    }
-    let outData = out.fileHandleForReading.readDataToEndOfFile()
-    group.wait()
-    process.waitUntilExit()
-    return ProcessOutput(
-        status: process.terminationStatus, signalled: process.terminationReason == .uncaughtSignal,
-        stdout: String(decoding: outData, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
+    try runChildBlocking(executable, arguments, environment: environment, stdin: stdin)
 }
 
 /// A database of its own for one test, cloned from the template the harness loaded with the

@@ -48,22 +48,6 @@ struct OnceCommand: AsyncParsableCommand {
         let report = PlanReport(result, reveal: reveal)
         let output = json ? report.json() : report.text()
         FileHandle.standardOutput.write(Data(output.utf8))
-        log(result, logger: logger)
         if result.exitCode != .success { throw ArgumentParser.ExitCode(result.exitCode.rawValue) }
-    }
-
-    /// One log line for the run's end: info when it succeeded, error otherwise.
-    private func log(_ result: RunResult, logger: Logger) {
-        let summary = result.summary
-        var metadata: Logger.Metadata = [
-            "service": .string(summary.service), "outcome": .string(summary.outcome.rawValue),
-            "dry_run": .stringConvertible(summary.dryRun), "exit_code": .stringConvertible(result.exitCode.rawValue),
-        ]
-        for (action, count) in summary.changes where count > 0 { metadata[action] = .stringConvertible(count) }
-        if result.exitCode == .success {
-            logger.info("run finished", metadata: metadata)
-        } else {
-            logger.error("run ended: \(summary.error ?? summary.outcome.rawValue)", metadata: metadata)
-        }
     }
 }

@@ -21,7 +21,7 @@ enum RunPath {
         do {
             service = try Services.make(name, from: configuration)
         } catch {
-            return failed(name, dryRun: dryRun, startedAt: startedAt, error: error)
+            return failed(name, dryRun: dryRun, startedAt: startedAt, error: error, logger: logger)
         }
         let settings = configuration.services[name] ?? ServiceSettings()
         let effectiveDryRun = dryRun || settings.dryRun
@@ -30,13 +30,18 @@ enum RunPath {
             let runner = SyncRunner(database: database, threshold: settings.threshold, logger: logger)
             return try await DatabaseAccess.run(runner, service, dryRun: effectiveDryRun, reporter: reporter)
         } catch {
-            return failed(name, dryRun: effectiveDryRun, startedAt: startedAt, error: error)
+            return failed(name, dryRun: effectiveDryRun, startedAt: startedAt, error: error, logger: logger)
         }
     }
 
-    /// The result of a run that ended before the runner could report one.
-    static func failed(_ service: String, dryRun: Bool, startedAt: Date, error: any Error) -> RunResult {
+    /// The result (and the log line) of a run that ended before the runner could report one;
+    /// the runner logs the end of every run it started itself.
+    static func failed(
+        _ service: String, dryRun: Bool, startedAt: Date, error: any Error,
+        logger: Logger = Logger(label: "sudosos-sync")
+    ) -> RunResult {
         let syncError = error as? SyncError ?? SyncError.failed("\(type(of: error)): \(error)")
+        logger.error("run not started: \(syncError.message)")
         let summary = RunSummary(
             service: service, outcome: syncError.outcome, dryRun: dryRun, startedAt: startedAt, finishedAt: Date(),
             error: syncError.message)

@@ -5,7 +5,7 @@ import TestKit
 /// The binary against real and unreachable databases: exit 69 without hanging, and no secret
 /// or e-mail address in anything it prints.
 @Suite struct CommandLineDatabaseTests {
-    @Test func aDatabaseOnAClosedPortExits69() throws {
+    @Test func aDatabaseOnAClosedPortExits69() async throws {
         let port = try closedPort()
         let yaml = """
             database: {url: 'postgresql://sudosos@127.0.0.1:\(port)/sudosos', connect_timeout: 5s}
@@ -13,54 +13,56 @@ import TestKit
               gewisdb: {api_url: 'http://127.0.0.1:\(port)/api', api_key: gewisdb-key-0001}
             """
         let started = ContinuousClock.now
-        let check = try SudoSOSSync.run(["check-config", "--connect"], yaml: yaml)
+        let check = try await SudoSOSSync.run(["check-config", "--connect"], yaml: yaml)
         #expect(check.status == 69, "\(check.stdout)\(check.stderr)")
         let lines = SudoSOSSync.lines(check.stdout)
         #expect(lines.first == "configuration OK: services gewisdb")
         #expect(lines.contains { $0.hasPrefix("database: unreachable: ") }, "\(check.stdout)")
 
-        let once = try SudoSOSSync.run(["once", "gewisdb"], yaml: yaml)
+        let once = try await SudoSOSSync.run(["once", "gewisdb"], yaml: yaml)
         #expect(once.status == 69, "\(once.stdout)\(once.stderr)")
         #expect(once.stdout.contains("Outcome: failure (exit 69)"))
         #expect(ContinuousClock.now - started < .seconds(30))
     }
 
-    @Test func aStoppedDatabaseExits69() throws {
-        let pgbin = try TestEnvironment.require("SUDOSOS_TEST_PG_BIN")
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cli-pg-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: dir.path)
-        let script = TestEnvironment.repositoryRoot.appendingPathComponent("scripts/lib/postgres.sh").path
-        let environment = ["PG_BIN": pgbin, "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"]
-        defer { _ = try? runProcess("/bin/bash", [script, "stop", dir.path + "/pg"], environment: environment) }
-        let start = try runProcess("/bin/bash", [script, "start", dir.path + "/pg"], environment: environment)
-        try #require(start.status == 0, "starting PostgreSQL: \(start.stderr)")
-        let url = try #require(
-            SudoSOSSync.lines(start.stdout).first { $0.hasPrefix("SUDOSOS_TEST_PG_URL=") }?.dropFirst("SUDOSOS_TEST_PG_URL=".count))
-        let yaml = "database: {url: '\(url)', connect_timeout: 5s}\n"
+    /// A private server (stopping the shared one would stall every other test): reachable,
+    /// then frozen with SIGSTOP (a hung host: the connect timeout must end the wait), then shut
+    /// down (connection refused). Both unreachable states exit 69.
+    @Test func aStoppedDatabaseExits69() async throws {
+        let server = try await PrivateServer.start()
+        let yaml = "database: {url: '\(server.url)', connect_timeout: 2s}\n"
 
-        let running = try SudoSOSSync.run(["check-config", "--connect"], yaml: yaml)
+        let running = try await SudoSOSSync.run(["check-config", "--connect"], yaml: yaml)
         #expect(running.status == 0, "\(running.stdout)\(running.stderr)")
         #expect(running.stdout == "configuration OK: no services enabled\ndatabase: reachable\n")
 
-        let stop = try runProcess("/bin/bash", [script, "stop", dir.path + "/pg"], environment: environment)
-        try #require(stop.status == 0, "stopping PostgreSQL: \(stop.stderr)")
-        let stopped = try SudoSOSSync.run(["check-config", "--connect"], yaml: yaml)
+        let pid = try server.postmasterPID()
+        #expect(kill(pid, SIGSTOP) == 0)
+        let started = ContinuousClock.now
+        let frozen = try await SudoSOSSync.run(["check-config", "--connect"], yaml: yaml)
+        let waited = ContinuousClock.now - started
+        kill(pid, SIGCONT)
+        #expect(frozen.status == 69, "\(frozen.stdout)\(frozen.stderr)")
+        #expect(SudoSOSSync.lines(frozen.stdout).contains { $0.hasPrefix("database: unreachable: ") })
+        #expect(waited < .seconds(15), "took \(waited): the connect timeout was not honoured")
+
+        await server.shutDown()
+        let stopped = try await SudoSOSSync.run(["check-config", "--connect"], yaml: yaml)
         #expect(stopped.status == 69, "\(stopped.stdout)\(stopped.stderr)")
         #expect(SudoSOSSync.lines(stopped.stdout).contains { $0.hasPrefix("database: unreachable: ") })
     }
 
-    @Test func aReachableDatabaseChecksOK() throws {
+    @Test func aReachableDatabaseChecksOK() async throws {
         let database = try TemporaryDatabase.create()
         defer { database.drop() }
-        let result = try SudoSOSSync.run(["check-config", "--connect"], yaml: "database: {url: '\(database.url)'}\n")
+        let result = try await SudoSOSSync.run(["check-config", "--connect"], yaml: "database: {url: '\(database.url)'}\n")
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
         #expect(result.stdout == "configuration OK: no services enabled\ndatabase: reachable\n")
     }
 
     /// The secrets and addresses of the configuration and the data never reach stdout or
     /// stderr of a run, whatever its outcome, at the most talkative log level.
-    @Test func aRunPrintsNoSecretOrAddress() throws {
+    @Test func aRunPrintsNoSecretOrAddress() async throws {
         let database = try TemporaryDatabase.create()
         defer { database.drop() }
         try database.sql("""
@@ -91,10 +93,10 @@ import TestKit
         var outputs: [ProcessOutput] = []
         for service in ["gewisdb", "ldap"] {
             for flags in [["--dry-run"], ["--dry-run", "--json"], []] {
-                outputs.append(try SudoSOSSync.run(["once", service, "--log-level", "trace"] + flags, yaml: yaml))
+                outputs.append(try await SudoSOSSync.run(["once", service, "--log-level", "trace"] + flags, yaml: yaml))
             }
         }
-        outputs.append(try SudoSOSSync.run(["check-config", "--connect", "--log-level", "trace"], yaml: yaml))
+        outputs.append(try await SudoSOSSync.run(["check-config", "--connect", "--log-level", "trace"], yaml: yaml))
         for output in outputs {
             #expect(!output.stdout.isEmpty || !output.stderr.isEmpty)
             for needle in secrets + addresses {

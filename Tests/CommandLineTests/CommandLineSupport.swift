@@ -6,7 +6,7 @@ enum SudoSOSSync {
     /// Runs `sudosos-sync arguments`, with `yaml` (if given) written to a file passed as
     /// `--config`, and only `environment` (plus PATH) set, so the developer's variables cannot
     /// leak in.
-    static func run(_ arguments: [String], yaml: String? = nil, environment: [String: String] = [:]) throws -> ProcessOutput {
+    static func run(_ arguments: [String], yaml: String? = nil, environment: [String: String] = [:]) async throws -> ProcessOutput {
         var arguments = arguments
         var cleanup: URL?
         if let yaml {
@@ -20,7 +20,7 @@ enum SudoSOSSync {
         defer { if let cleanup { try? FileManager.default.removeItem(at: cleanup) } }
         var env = environment
         env["PATH"] = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
-        return try runProcess(TestEnvironment.executable("sudosos-sync"), arguments, environment: env)
+        return try await runChild(TestEnvironment.executable("sudosos-sync"), arguments, environment: env, timeout: .seconds(60))
     }
 
     /// The non-empty lines of some output.
@@ -46,4 +46,83 @@ func closedPort() throws -> Int {
     }
     guard bound else { throw POSIXError(.EADDRINUSE) }
     return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// A throwaway PostgreSQL cluster of one test's own, started with the harness's binaries
+/// (`SUDOSOS_TEST_PG_BIN`), so a test can stop or freeze it without touching the shared one.
+final class PrivateServer: Sendable {
+    let directory: String
+    let port: Int
+    private let bin: String
+
+    private init(directory: String, port: Int, bin: String) {
+        self.directory = directory
+        self.port = port
+        self.bin = bin
+    }
+
+    /// Creates the cluster and starts it on a free loopback port.
+    static func start() async throws -> PrivateServer {
+        let bin = try TestEnvironment.require("SUDOSOS_TEST_PG_BIN")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cli-pg-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: directory)
+        let server = PrivateServer(directory: directory, port: try closedPort(), bin: bin)
+        try await server.control("/bin/chown", ["postgres:", directory])
+        try await server.control("/usr/sbin/runuser", [
+            "-u", "postgres", "--", "\(bin)/initdb", "-D", "\(directory)/data", "-U", "postgres", "--auth=trust",
+            "-E", "UTF8", "--locale=C.UTF-8",
+        ])
+        try await server.control("/usr/sbin/runuser", [
+            "-u", "postgres", "--", "\(bin)/pg_ctl", "-D", "\(directory)/data", "-l", "\(directory)/server.log", "-w",
+            "-t", "60", "-o", "-c listen_addresses=127.0.0.1 -p \(server.port) -k \(directory) -c fsync=off", "start",
+        ])
+        return server
+    }
+
+    var url: String { "postgresql://postgres@127.0.0.1:\(port)/postgres" }
+
+    /// The postmaster's pid (first line of postmaster.pid).
+    func postmasterPID() throws -> pid_t {
+        let text = try String(contentsOfFile: "\(directory)/data/postmaster.pid", encoding: .utf8)
+        guard let first = text.split(separator: "\n").first, let pid = pid_t(first) else {
+            throw POSIXError(.ESRCH)
+        }
+        return pid
+    }
+
+    /// Stops the server (immediately) and removes its files; safe to call twice.
+    func shutDown() async {
+        guard FileManager.default.fileExists(atPath: "\(directory)/data/postmaster.pid") else { return }
+        if let pid = try? postmasterPID() { kill(pid, SIGCONT) }
+        _ = try? await runChild("/usr/sbin/runuser", stopArguments, timeout: .seconds(90))
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    private var stopArguments: [String] {
+        ["-u", "postgres", "--", "\(bin)/pg_ctl", "-D", "\(directory)/data", "-m", "immediate", "-w", "stop"]
+    }
+
+    /// The last resort when a test ended without `shutDown()`.
+    deinit {
+        guard FileManager.default.fileExists(atPath: "\(directory)/data/postmaster.pid") else { return }
+        if let pid = try? postmasterPID() { kill(pid, SIGCONT) }
+        _ = try? runChildBlocking("/usr/sbin/runuser", stopArguments, timeout: .seconds(90))
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// Runs a server-control command to completion (through `runChild`: `pg_ctl start` leaves
+    /// a daemon behind, which `runProcess` does not survive).
+    private func control(_ executable: String, _ arguments: [String]) async throws {
+        let result = try await runChild(executable, arguments, timeout: .seconds(90))
+        guard result.status == 0 else {
+            throw ControlFailed(command: ([executable] + arguments).joined(separator: " "), log: result.stdout + result.stderr)
+        }
+    }
+}
+
+struct ControlFailed: Error, CustomStringConvertible {
+    var command: String
+    var log: String
+    var description: String { "\(command) failed: \(log)" }
 }

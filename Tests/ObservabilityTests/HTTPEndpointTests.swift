@@ -214,6 +214,29 @@ import Testing
         }
     }
 
+    /// A client that asks and never reads cannot hold its connection (and a slot of the cap):
+    /// once its answers fill the socket buffers, the write deadline closes it.
+    @Test func clientsThatDoNotReadAreClosed() async throws {
+        var limits = HTTPEndpoint.Limits()
+        limits.requestTimeout = .milliseconds(500)
+        let endpoint = HTTPEndpoint(
+            host: "127.0.0.1", port: 0, metrics: SyncMetrics(services: (1...200).map { "s\($0)" }, version: "1"),
+            control: FakeSupervisorControl(), triggerToken: nil, logger: Logger(label: "test"), limits: limits)
+        let port = try await endpoint.start()
+        defer { Task { await endpoint.stop() } }
+        let client = try RawHTTPClient(port: port, receiveBuffer: 4096)
+        // 16 pipelined scrapes of ~1.4 MB each: far more than the socket buffers hold.
+        client.send(String(repeating: "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", count: 16))
+        try await waitUntil("the server holds the connection", timeout: .seconds(5)) { endpoint.openConnections == 1 }
+        let clock = ContinuousClock()
+        let start = clock.now
+        try await waitUntil("the server drops the non-reading client", timeout: .seconds(10)) {
+            endpoint.openConnections == 0
+        }
+        #expect(clock.now - start >= .milliseconds(300))
+        _ = client
+    }
+
     /// Connections over the cap are answered 503 and closed; the ones within it still work,
     /// and once they close there is room again.
     @Test func connectionsOverTheCapAreRefused() async throws {

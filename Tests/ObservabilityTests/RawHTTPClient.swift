@@ -25,9 +25,14 @@ final class RawHTTPClient {
     private var pending = [UInt8]()
 
     /// Connects to 127.0.0.1:`port`; every read gives up after `timeout`.
-    init(port: Int, host: String = "127.0.0.1", timeout: Duration = .seconds(5)) throws {
+    /// `receiveBuffer` shrinks the socket's receive buffer (set before connecting, so the
+    /// window stays small): a client that reads slowly, or not at all.
+    init(port: Int, host: String = "127.0.0.1", timeout: Duration = .seconds(5), receiveBuffer: Int32? = nil) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw Failed(description: "socket: errno \(errno)") }
+        if var size = receiveBuffer {
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        }
         let micros = timeout.components.seconds * 1_000_000 + timeout.components.attoseconds / 1_000_000_000_000
         var tv = timeval(tv_sec: Int(micros / 1_000_000), tv_usec: Int(micros % 1_000_000))
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))

@@ -84,7 +84,7 @@ import Testing
         let text = PlanReport(Self.result(
             outcome: .refused, error: "5 removals exceed max_deletions 4", exit: .refused)).text()
         #expect(text.hasPrefix("sudosos-sync ldap: refused, 10 changes planned, none written\n"))
-        #expect(text.contains("REFUSED: 5 removals exceed max_deletions 4.\nNothing was written. It would have made these 5 removals:\n"))
+        #expect(text.contains("REFUSED: 5 removals exceed max_deletions 4\nNothing was written. It would have made these 5 removals:\n"))
         #expect(text.contains("  - deactivate user 7: membership expired [active true → false]\n"))
         #expect(text.contains("Other planned changes (not written either):\n"))
         #expect(text.contains("Outcome: refused (exit 65)"))

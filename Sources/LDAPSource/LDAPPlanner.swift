@@ -1,0 +1,405 @@
+import Foundation
+import SyncEngine
+
+/// The `ldap` service's semantics as a pure function of the directory and the SudoSOS rows
+/// (docs/ldap.md): organs from shared-account groups, their memberships with a stable index,
+/// roles, service accounts, member accounts for the people met, and the check of bound users.
+/// Only differences become changes, so an unchanged directory gives an empty plan.
+struct LDAPPlanner {
+    let directory: Directory
+    let snapshot: Snapshot
+    let guidAttribute: GUIDAttribute
+
+    // Derived once.
+    /// DN key → lowercase hex GUID, for objects whose GUID is readable and unique.
+    private var guidOf: [String: String] = [:]
+    /// DN key → why its GUID cannot be used.
+    private var guidProblem: [String: Rejection] = [:]
+    /// Every readable GUID in the directory (duplicates included): what "still exists" means.
+    private var existing: Set<String> = []
+    /// GUID → DN key (unique GUIDs only).
+    private var objectByGUID: [String: String] = [:]
+    /// GUID → bound user id.
+    private var boundUser: [String: Int] = [:]
+
+    // Built while planning.
+    private var plan: Plan
+    private var nextRef = 0
+    private var accounts: [String: UserRef?] = [:]
+    private var rejectedKeys: Set<String> = []
+    private var creations: [PlannedChange] = []
+    private var bindings: [PlannedChange] = []
+    private var serviceMembers: Set<String> = []
+    private var employeeNumberCount: [Int: Int] = [:]
+    private var passed: Set<String> = []
+
+    init(directory: Directory, snapshot: Snapshot, guidAttribute: GUIDAttribute, service: String = "ldap") {
+        self.directory = directory
+        self.snapshot = snapshot
+        self.guidAttribute = guidAttribute
+        self.plan = Plan(service: service)
+    }
+
+    /// The types the service syncs; deleted users are left alone.
+    static let targetTypes: Set<UserType> = [.organ, .member, .integration]
+
+    static func isTargeted(_ user: User) -> Bool { targetTypes.contains(user.type) && !user.deleted }
+
+    mutating func makePlan() -> Plan {
+        indexGUIDs()
+        indexBindings()
+        if let service = directory.serviceGroup { serviceMembers = Set(directory.members[service] ?? []) }
+        countEmployeeNumbers()
+
+        var updates: [PlannedChange] = []
+        var closings: [PlannedChange] = []
+        var membershipChanges: [PlannedChange] = []
+        var roleChanges: [PlannedChange] = []
+        var population = 0
+
+        // Organs and their memberships.
+        for key in directory.organGroups {
+            guard let organ = organAccount(key) else { continue }
+            let wanted = (directory.members[key] ?? []).compactMap { person in account(person).map { (person, $0) } }
+            let (changes, size) = memberships(of: organ, wanted: wanted, group: key)
+            membershipChanges += changes
+            population += size
+        }
+        // Service accounts (members of the service group), even if in no organ.
+        if let service = directory.serviceGroup {
+            for person in directory.members[service] ?? [] { _ = account(person) }
+            passed.insert(service)
+        }
+        // Roles.
+        var warnedRoleGroups: Set<String> = []
+        for key in directory.roleGroups {
+            guard let group = directory.objects[key] else { continue }
+            let cn = group.attributes["cn"].map { String(decoding: $0, as: UTF8.self) } ?? ""
+            guard let role = snapshot.roles.first(where: { $0.name == cn }) else {
+                if warnedRoleGroups.insert(key).inserted {
+                    plan.warnings.append("role group \(group.dn) has no SudoSOS role named \"\(cn)\"; skipped")
+                    plan.entities.skipped += 1
+                }
+                continue
+            }
+            passed.insert(key)
+            let wanted = (directory.members[key] ?? []).compactMap { person in account(person).map { (person, $0) } }
+            let (changes, size) = roleAssignments(of: role, wanted: wanted, group: group.dn)
+            roleChanges += changes
+            population += size
+        }
+        // The check of bound users.
+        for user in snapshot.users.values.sorted(by: { $0.id < $1.id }) where Self.isTargeted(user) {
+            population += 1
+            guard let uuid = snapshot.ldapBindings[user.id]?.lowercased() else { continue }
+            guard existing.contains(uuid) else {
+                switch user.type {
+                case .member:
+                    closings.append(PlannedChange(
+                        .unbind(userId: user.id, uuid: uuid), reason: "directory object \(uuid) no longer exists"))
+                default:
+                    if user.active {
+                        closings.append(PlannedChange(
+                            .deactivateUser(
+                                userId: user.id,
+                                fields: FieldChange.diff(user, to: [(.active, .flag(false))])),
+                            reason: "directory object \(uuid) no longer exists; binding kept, so a reappearing object is this account again"))
+                    }
+                }
+                continue
+            }
+            guard user.type != .member, let key = objectByGUID[uuid], let object = directory.objects[key] else { continue }
+            guard let name = displayName(object) else { continue }
+            let fields = FieldChange.diff(
+                user, to: [(.firstName, .text(name)), (.active, .flag(true)), (.acceptedToS, .text(TermsOfServiceStatus.notRequired.rawValue))])
+            if !fields.isEmpty {
+                updates.append(PlannedChange(
+                    .updateUser(userId: user.id, fields: fields), reason: "in step with \(object.dn)"))
+            }
+        }
+
+        plan.changes = creations + bindings + updates + closings + membershipChanges + roleChanges
+        // The base of max_deletion_ratio: the users this service syncs plus the membership and
+        // role rows of the groups it syncs.
+        plan.population = population
+        plan.entities.passed = passed.count
+        plan.entities.failed = plan.rejected.count
+        return plan
+    }
+
+    // MARK: - GUIDs and bindings
+
+    private mutating func indexGUIDs() {
+        var owners: [String: [String]] = [:]
+        for (key, object) in directory.objects {
+            guard let raw = object.guid else {
+                guidProblem[key] = Rejection(
+                    record: object.dn, reason: .missingAttribute, detail: "\(guidAttribute.rawValue) is missing")
+                continue
+            }
+            guard let hex = Self.guidHex(raw, attribute: guidAttribute) else {
+                guidProblem[key] = Rejection(
+                    record: object.dn, reason: .unparsable,
+                    detail: "\(guidAttribute.rawValue) is not a GUID (\(raw.count) bytes)")
+                continue
+            }
+            owners[hex, default: []].append(key)
+        }
+        for (hex, keys) in owners {
+            existing.insert(hex)
+            if keys.count == 1 {
+                guidOf[keys[0]] = hex
+                objectByGUID[hex] = keys[0]
+            } else {
+                for key in keys {
+                    guidProblem[key] = Rejection(
+                        record: directory.objects[key]!.dn, reason: .duplicateKey,
+                        detail: "\(guidAttribute.rawValue) is shared with \(keys.count - 1) other object\(keys.count == 2 ? "" : "s")")
+                }
+            }
+        }
+    }
+
+    /// 32 lowercase hex digits: objectGUID's 16 bytes in wire order (as SudoSOS stores them),
+    /// or entryUUID's text without dashes.
+    static func guidHex(_ raw: [UInt8], attribute: GUIDAttribute) -> String? {
+        switch attribute {
+        case .objectGUID:
+            guard raw.count == 16 else { return nil }
+            return raw.map { String($0, radix: 16).leftPadded(to: 2) }.joined()
+        case .entryUUID:
+            guard let text = String(validating: raw, as: UTF8.self) else { return nil }
+            let digits = text.lowercased().filter { $0 != "-" }
+            guard digits.count == 32, digits.allSatisfy({ $0.isHexDigit }) else { return nil }
+            return digits
+        }
+    }
+
+    private mutating func indexBindings() {
+        for (userId, uuid) in snapshot.ldapBindings.sorted(by: { $0.key < $1.key }) {
+            let hex = uuid.lowercased()
+            if boundUser[hex] == nil { boundUser[hex] = userId }
+        }
+    }
+
+    private mutating func countEmployeeNumbers() {
+        var met: Set<String> = []
+        for (_, people) in directory.members { met.formUnion(people) }
+        for key in met {
+            guard let raw = directory.objects[key]?.attributes["employeenumber"],
+                let number = Self.memberNumber(raw)
+            else { continue }
+            employeeNumberCount[number, default: 0] += 1
+        }
+    }
+
+    static func memberNumber(_ raw: [UInt8]) -> Int? {
+        guard let text = String(validating: raw, as: UTF8.self) else { return nil }
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        guard !trimmed.isEmpty, trimmed.allSatisfy({ $0.isASCII && $0.isNumber }), let n = Int(trimmed), n > 0 else { return nil }
+        return n
+    }
+
+    // MARK: - Accounts
+
+    private mutating func reject(_ key: String, _ rejection: Rejection) {
+        if rejectedKeys.insert(key).inserted { plan.rejected.append(rejection) }
+    }
+
+    /// A text attribute, validated as a name (UTF-8, no NUL, ≤ 64 characters).
+    private mutating func name(_ object: DirectoryObject, _ attribute: String, field: String) throws(Rejection) -> String? {
+        guard let raw = object.attributes[attribute] else { return nil }
+        let text = try Validation.text(raw, field: field, record: object.dn)
+        return try Validation.name(text, field: field, record: object.dn)
+    }
+
+    /// displayName, or cn when the object has none (AD groups often have no displayName).
+    private mutating func displayName(_ object: DirectoryObject) -> String? {
+        do throws(Rejection) {
+            if let display = try name(object, "displayname", field: "displayName"), !display.isEmpty { return display }
+            return try Validation.required(try name(object, "cn", field: "cn"), field: "displayName", record: object.dn)
+        } catch {
+            reject(object.key, error)
+            return nil
+        }
+    }
+
+    /// The organ account of a shared-account group: bound, or created now.
+    private mutating func organAccount(_ key: String) -> UserRef? {
+        guard let object = directory.objects[key] else { return nil }
+        guard let guid = guidOf[key] else {
+            if let problem = guidProblem[key] { reject(key, problem) }
+            return nil
+        }
+        if let userId = boundUser[guid] {
+            guard let user = snapshot.users[userId], Self.isTargeted(user) else { return nil }
+            passed.insert(key)
+            return .existing(userId)
+        }
+        guard let name = displayName(object) else { return nil }
+        passed.insert(key)
+        let ref = create(NewUser(
+            ref: 0, type: .organ, firstName: name, active: true, acceptedToS: .notRequired, canGoIntoDebt: false),
+            guid: guid, reason: "new shared-account group \(object.dn)")
+        return ref
+    }
+
+    /// The account of a person met through a group: bound, bound now to the member user with
+    /// the same member number, or created now. nil when the person cannot be used (rejected,
+    /// or bound to a deleted account).
+    private mutating func account(_ key: String) -> UserRef? {
+        if let known = accounts[key] { return known }
+        let result = resolveAccount(key)
+        accounts[key] = result
+        return result
+    }
+
+    private mutating func resolveAccount(_ key: String) -> UserRef? {
+        guard let object = directory.objects[key] else { return nil }
+        guard let guid = guidOf[key] else {
+            if let problem = guidProblem[key] { reject(key, problem) }
+            return nil
+        }
+        if let userId = boundUser[guid] {
+            guard let user = snapshot.users[userId], Self.isTargeted(user) else { return nil }
+            passed.insert(key)
+            return .existing(userId)
+        }
+        if serviceMembers.contains(key) {
+            guard let name = displayName(object) else { return nil }
+            passed.insert(key)
+            return create(NewUser(
+                ref: 0, type: .integration, firstName: name, active: true, acceptedToS: .notRequired, canGoIntoDebt: false),
+                guid: guid, reason: "new service account \(object.dn)")
+        }
+        do throws(Rejection) {
+            var memberId: Int?
+            if let raw = object.attributes["employeenumber"] {
+                guard let number = Self.memberNumber(raw) else {
+                    throw Rejection(record: object.dn, reason: .unparsable, detail: "employeeNumber is not a member number")
+                }
+                guard employeeNumberCount[number, default: 0] <= 1 else {
+                    throw Rejection(
+                        record: object.dn, reason: .duplicateKey,
+                        detail: "employeeNumber \(number) is shared with another directory object")
+                }
+                let owners = snapshot.memberNumbers.filter { $0.value == number }.keys.sorted()
+                let live = owners.filter { snapshot.users[$0].map(Self.isTargeted) ?? false }
+                if live.count > 1 {
+                    throw Rejection(
+                        record: object.dn, reason: .duplicateKey,
+                        detail: "member \(number) belongs to \(live.count) SudoSOS users")
+                }
+                if let userId = live.first {
+                    if let other = snapshot.ldapBindings[userId] {
+                        throw Rejection(
+                            record: object.dn, reason: .duplicateKey,
+                            detail: "member \(number) (user \(userId)) is already bound to directory object \(other.lowercased())")
+                    }
+                    passed.insert(key)
+                    bindings.append(PlannedChange(
+                        .bind(user: .existing(userId), uuid: guid),
+                        reason: "\(object.dn) has the member number of user \(userId)"))
+                    boundUser[guid] = userId
+                    return .existing(userId)
+                }
+                if !owners.isEmpty {
+                    throw Rejection(
+                        record: object.dn, reason: .duplicateKey,
+                        detail: "member \(number) belongs to a deleted SudoSOS user")
+                }
+                memberId = number
+            }
+            let given = try Validation.required(try name(object, "givenname", field: "givenName"), field: "givenName", record: object.dn)
+            let sn = try name(object, "sn", field: "sn") ?? ""
+            var email = ""
+            if let raw = object.attributes["mail"] {
+                email = try Validation.email(try Validation.text(raw, field: "mail", record: object.dn), field: "mail", record: object.dn)
+            }
+            passed.insert(key)
+            return create(NewUser(
+                ref: 0, type: .member, firstName: given, lastName: sn, email: email, active: true, ofAge: false,
+                acceptedToS: .notAccepted, canGoIntoDebt: true, memberId: memberId),
+                guid: guid, reason: "\(object.dn) is in a synced group and has no account")
+        } catch {
+            reject(key, error)
+            return nil
+        }
+    }
+
+    private mutating func create(_ user: NewUser, guid: String, reason: String) -> UserRef {
+        nextRef += 1
+        var user = user
+        user.ref = nextRef
+        creations.append(PlannedChange(.createUser(user), reason: reason))
+        creations.append(PlannedChange(.bind(user: .new(nextRef), uuid: guid), reason: reason))
+        return .new(nextRef)
+    }
+
+    // MARK: - Memberships and roles
+
+    /// Organ memberships: staying members keep their index; new members get the lowest free
+    /// indices, in DN order; members no longer in the group are removed. Rows of users this
+    /// service does not sync (e.g. local users) are left alone. Returns the changes and the
+    /// number of existing rows (for the deletion ratio).
+    private func memberships(of organ: UserRef, wanted: [(String, UserRef)], group: String) -> ([PlannedChange], Int) {
+        let dn = directory.objects[group]?.dn ?? group
+        var current: [Int: Int] = [:]
+        if case .existing(let organId) = organ {
+            for row in snapshot.organMemberships where row.organId == organId { current[row.userId] = row.index }
+        }
+        var changes: [PlannedChange] = []
+        var wantedExisting: Set<Int> = []
+        var used: Set<Int> = []
+        var newcomers: [(String, UserRef)] = []
+        var seen: Set<UserRef> = []
+        for (key, ref) in wanted.sorted(by: { $0.0 < $1.0 }) where seen.insert(ref).inserted {
+            if case .existing(let id) = ref, let index = current[id] {
+                wantedExisting.insert(id)
+                used.insert(index)
+            } else {
+                newcomers.append((key, ref))
+            }
+        }
+        if case .existing(let organId) = organ {
+            for (userId, _) in current.sorted(by: { $0.key < $1.key }) where !wantedExisting.contains(userId) {
+                guard snapshot.users[userId] != nil else { continue }
+                changes.append(PlannedChange(
+                    .removeMembership(userId: userId, organId: organId), reason: "no longer a member of \(dn)"))
+            }
+        }
+        var next = 0
+        for (key, ref) in newcomers {
+            while used.contains(next) { next += 1 }
+            used.insert(next)
+            let who = directory.objects[key]?.dn ?? key
+            changes.append(PlannedChange(
+                .addMembership(user: ref, organ: organ, index: next), reason: "\(who) is a member of \(dn)"))
+        }
+        return (changes, current.count)
+    }
+
+    /// Role assignments: exactly the group's transitive members (of the users this service
+    /// syncs; assignments of other users are left alone).
+    private func roleAssignments(of role: Role, wanted: [(String, UserRef)], group dn: String) -> ([PlannedChange], Int) {
+        let current = Set(snapshot.roleAssignments.filter { $0.roleId == role.id && snapshot.users[$0.userId] != nil }.map(\.userId))
+        var changes: [PlannedChange] = []
+        var keep: Set<Int> = []
+        var seen: Set<UserRef> = []
+        var additions: [PlannedChange] = []
+        for (key, ref) in wanted.sorted(by: { $0.0 < $1.0 }) where seen.insert(ref).inserted {
+            if case .existing(let id) = ref, current.contains(id) {
+                keep.insert(id)
+                continue
+            }
+            let who = directory.objects[key]?.dn ?? key
+            additions.append(PlannedChange(
+                .addRole(user: ref, roleId: role.id, roleName: role.name), reason: "\(who) is a member of \(dn)"))
+        }
+        for userId in current.sorted() where !keep.contains(userId) {
+            changes.append(PlannedChange(
+                .removeRole(userId: userId, roleId: role.id, roleName: role.name), reason: "no longer a member of \(dn)"))
+        }
+        return (changes + additions, current.count)
+    }
+}

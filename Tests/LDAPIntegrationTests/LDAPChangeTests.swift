@@ -1,0 +1,143 @@
+import Foundation
+import SyncEngine
+import TestKit
+import Testing
+
+@testable import LDAPSource
+
+/// Changes in the directory give exactly the expected plan. Each test works in a scratch
+/// organisation of its own (removed afterwards), on both servers.
+@Suite struct LDAPChangeTests {
+    static func organisation(_ directory: TestDirectory) throws -> ScratchOrganisation {
+        try ScratchOrganisation.create(
+            directory,
+            people: [
+                .init(key: "p1", given: "Piet", sn: "Één", employee: "5001"), .init(key: "p2", given: "Petra", sn: "Twee"),
+                .init(key: "p3", given: "Pim", sn: "Drie"), .init(key: "p4", given: "Pleun", sn: "Vier"),
+            ],
+            groups: [
+                .init(key: "X", ou: "Groups", members: ["p3"]),
+                .init(key: "A", ou: "Shared", display: "Organ A", members: ["p1", "p2"]),
+                .init(key: "B", ou: "Shared", display: "Organ B", members: ["X"]),
+                .init(key: "R", ou: "Roles", members: ["p1"]),
+                .init(key: "SudoSOS Service Accounts", ou: "Groups", members: []),
+            ])
+    }
+
+    @Test(arguments: [TestDirectory.slapd, .activeDirectory])
+    func movingRenamingAndRemovingEachGiveExactlyTheExpectedPlan(_ directory: TestDirectory) async throws {
+        let scratch = try Self.organisation(directory)
+        defer { scratch.destroy() }
+        let f = try LDAPRunFixture()
+        defer { f.drop() }
+        try f.db.sql(#"INSERT INTO role ("version","name") VALUES (1,'R')"#)
+        let settings = try directory.settings(organisation: scratch.org)
+
+        let first = await f.run(settings)
+        #expect(first.exitCode == .success, "\(first.summary.error ?? "")")
+        #expect(try f.count(#""user""#) == 5, "two organs and the three people met; p4 is in no group")
+        let (a, b) = (try f.userId("Organ A"), try f.userId("Organ B"))
+        let (p1, p2, p3) = (try f.userId("Piet"), try f.userId("Petra"), try f.userId("Pim"))
+        #expect(try f.db.sql(#"SELECT "memberId" FROM member_user WHERE "userId" = \#(p1)"#) == "5001")
+        #expect(try f.db.sql(#"SELECT string_agg("userId" || '@' || "index", ',' ORDER BY "index") FROM organ_membership WHERE "organId" = \#(a)"#)
+            == "\(p1)@0,\(p2)@1")
+        let second = await f.run(settings)
+        #expect(second.plan?.changes.isEmpty == true, "\(second.plan?.changes.map(\.change) ?? [])")
+
+        // Move Piet from A to B: one removal, one addition at B's lowest free index.
+        try scratch.removeMember("p1", from: "A")
+        try scratch.addMember("p1", to: "B")
+        let moved = await f.run(settings)
+        #expect(moved.exitCode == .success, "\(moved.summary.error ?? "")")
+        #expect(moved.plan?.changes.map(\.change) == [
+            .removeMembership(userId: p1, organId: a),
+            .addMembership(user: .existing(p1), organ: .existing(b), index: 1),
+        ])
+        #expect(try f.db.sql(#"SELECT "index" FROM organ_membership WHERE "organId" = \#(a) AND "userId" = \#(p2)"#) == "1",
+            "a staying member keeps its index")
+
+        // Rename A: its account's name, nothing else.
+        try scratch.setDisplayName("A", "Organ Ä (renamed)")
+        let renamed = await f.run(settings)
+        #expect(renamed.plan?.changes.map(\.change) == [
+            .updateUser(userId: a, fields: [FieldChange(field: .firstName, old: .text("Organ A"), new: .text("Organ Ä (renamed)"))])
+        ])
+        #expect(try f.db.sql(#"SELECT "firstName" || '|' || version FROM "user" WHERE id = \#(a)"#) == "Organ Ä (renamed)|2")
+
+        // Remove group B: its organ is deactivated and keeps its binding; nothing deleted.
+        try scratch.delete("B")
+        let removed = await f.run(settings)
+        #expect(removed.exitCode == .success, "\(removed.summary.error ?? "")")
+        #expect(removed.plan?.changes.map(\.change) == [
+            .deactivateUser(userId: b, fields: [FieldChange(field: .active, old: .flag(true), new: .flag(false))])
+        ])
+        #expect(try f.db.sql(#"SELECT active::text || deleted::text FROM "user" WHERE id = \#(b)"#) == "falsefalse")
+        #expect(try f.count("ldap_authenticator", #""userId" = \#(b)"#) == 1)
+        _ = p3
+    }
+
+    @Test(arguments: [TestDirectory.slapd, .activeDirectory])
+    func aRemovalOverTheThresholdIsRefusedAndWritesNothing(_ directory: TestDirectory) async throws {
+        let scratch = try Self.organisation(directory)
+        defer { scratch.destroy() }
+        let f = try LDAPRunFixture()
+        defer { f.drop() }
+        var settings = try directory.settings(organisation: scratch.org)
+        #expect(await f.run(settings).exitCode == .success)
+
+        // Petra leaves the directory: unbind + membership removal = 2 removals > max_deletions 1.
+        try scratch.delete("p2")
+        settings.common.threshold = DeletionThreshold(maxDeletions: 1, maxRatio: 1)
+        let before = try f.state()
+        let refused = await f.run(settings)
+        #expect(refused.exitCode == .refused)
+        #expect(refused.summary.outcome == .refused)
+        #expect(refused.plan?.removals.count == 2)
+        #expect(try f.state() == before)
+    }
+
+    /// The same refusal through the binary: `sudosos-sync once ldap` exits 65.
+    @Test func theBinaryExits65OnAnOverThresholdRemoval() async throws {
+        let directory = TestDirectory.slapd
+        let scratch = try Self.organisation(directory)
+        defer { scratch.destroy() }
+        let f = try LDAPRunFixture()
+        defer { f.drop() }
+        let config = NSTemporaryDirectory() + "ldap-cli-\(UUID().uuidString).yaml"
+        defer { try? FileManager.default.removeItem(atPath: config) }
+        func write(maxDeletions: Int) throws {
+            let yaml = """
+                database:
+                  url: \(f.db.url)
+                services:
+                  ldap:
+                    enabled: true
+                    interval: 15m
+                    max_deletions: \(maxDeletions)
+                    max_deletion_ratio: 1.0
+                    server_url: \(try directory.env("URL"))
+                    base: "\(scratch.org)"
+                    bind_user: "\(try directory.env("BIND_DN"))"
+                    shared_account_filter: "OU=Shared,\(scratch.org)"
+                    role_filter: "OU=Roles,\(scratch.org)"
+                    service_account_filter: "CN=SudoSOS Service Accounts,OU=Groups,\(scratch.org)"
+                    guid_attribute: objectGUID
+                    nested_groups: member_attribute
+                """
+            try yaml.write(toFile: config, atomically: true, encoding: .utf8)
+        }
+        let environment = ["PATH": "/usr/bin:/bin", "LDAP_BIND_PW": try directory.env("BIND_PW")]
+        let binary = TestEnvironment.executable("sudosos-sync")
+        try write(maxDeletions: 50)
+        let first = try runProcess(binary, ["once", "ldap", "--config", config], environment: environment)
+        #expect(first.status == 0, "\(first.stderr)")
+        try scratch.delete("p2")
+        try write(maxDeletions: 1)
+        let before = try f.state()
+        let refused = try runProcess(binary, ["once", "ldap", "--config", config], environment: environment)
+        #expect(refused.status == 65, "\(refused.stderr)")
+        #expect(try f.state() == before)
+        let password = try directory.env("BIND_PW")
+        #expect(!refused.stderr.contains(password) && !refused.stdout.contains(password))
+    }
+}

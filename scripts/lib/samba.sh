@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# A throwaway Samba AD domain controller (realm GEWISWG.TEST) for tests and the demo.
+#   samba.sh start DIR   provisions a domain in DIR, writes its own CA and a server certificate
+#                        for 127.0.0.1 before the first start, starts samba on 127.0.0.1
+#                        (ports 389/636/88/445 are fixed: one instance per machine), loads the
+#                        fixture of fixtures/ldap over LDAPS, prints KEY=VALUE lines.
+#   samba.sh stop DIR    stops it (its root process) and removes DIR.
+source "$(dirname "$0")/common.sh"
+cmd=${1:?usage: samba.sh start|stop DIR}; dir=${2:?usage: samba.sh start|stop DIR}
+root=$(repo_root)
+base="DC=gewiswg,DC=test"
+
+case "$cmd" in
+start)
+  mkdir -p "$dir"
+  dir=$(cd "$dir" && pwd)
+  if ss -ltn | grep -qE '127\.0\.0\.1:636 |\*:636 |0\.0\.0\.0:636 '; then
+    echo "samba.sh: port 636 is taken: another Samba AD DC runs on this machine" >&2
+    exit 1
+  fi
+  # Upper, lower, digit: AD's password complexity rule.
+  admin_pw="Sy$(head -c 12 /dev/urandom | base64 | tr -d '/+=')9a"
+  samba-tool domain provision --targetdir="$dir" --realm=GEWISWG.TEST --domain=GEWISWG \
+    --adminpass="$admin_pw" --server-role=dc --dns-backend=NONE --use-rfc2307 \
+    --option="interfaces=lo" --option="bind interfaces only=yes" >"$dir/provision.log" 2>&1 \
+    || { tail -20 "$dir/provision.log" >&2; exit 1; }
+  # Our own CA and a certificate naming IP 127.0.0.1, so clients verify against that CA.
+  tls="$dir/private/tls"; mkdir -p "$tls"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=sudosos-sync test CA" \
+    -keyout "$dir/ca-key.pem" -out "$tls/ca.pem" >/dev/null 2>&1
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout "$tls/key.pem" -out "$dir/server.csr" >/dev/null 2>&1
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >"$dir/server.ext"
+  openssl x509 -req -in "$dir/server.csr" -CA "$tls/ca.pem" -CAkey "$dir/ca-key.pem" -CAcreateserial \
+    -days 2 -extfile "$dir/server.ext" -out "$tls/cert.pem" >/dev/null 2>&1
+  chmod 600 "$tls/key.pem"
+  (setsid samba -s "$dir/etc/smb.conf" --foreground --no-process-group >"$dir/samba.log" 2>&1 & echo $! >"$dir/samba.pid")
+  export LDAPTLS_CACERT="$tls/ca.pem"
+  url="ldaps://127.0.0.1:636"
+  bind_dn="CN=Administrator,CN=Users,$base"
+  wait_for "Samba AD on $url" 90 ldapsearch -x -H "$url" -D "$bind_dn" -w "$admin_pw" -b "$base" -s base
+  python3 "$root/fixtures/ldap/generate.py" samba "$base" "$dir/fixture"
+  for f in entries groups; do
+    ldapadd -x -H "$url" -D "$bind_dn" -w "$admin_pw" -f "$dir/fixture/$f.ldif" >>"$dir/load.log" 2>&1 \
+      || { tail -20 "$dir/load.log" >&2; exit 1; }
+  done
+  ldapmodify -x -H "$url" -D "$bind_dn" -w "$admin_pw" -f "$dir/fixture/links.ldif" >>"$dir/load.log" 2>&1 \
+    || { tail -20 "$dir/load.log" >&2; exit 1; }
+  echo "SUDOSOS_TEST_AD_URL=$url"
+  echo "SUDOSOS_TEST_AD_CA=$tls/ca.pem"
+  echo "SUDOSOS_TEST_AD_BASE=$base"
+  echo "SUDOSOS_TEST_AD_BIND_DN=$bind_dn"
+  echo "SUDOSOS_TEST_AD_BIND_PW=$admin_pw"
+  ;;
+stop)
+  if [[ -f "$dir/samba.pid" ]]; then
+    pid=$(cat "$dir/samba.pid")
+    if kill -0 "$pid" 2>/dev/null; then
+      kill -TERM "$pid" 2>/dev/null || true
+      for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      # Its worker processes are in the session setsid gave it.
+      pkill -KILL -s "$pid" 2>/dev/null || true
+    fi
+  fi
+  rm -rf "$dir"
+  ;;
+*) echo "usage: samba.sh start|stop DIR" >&2; exit 64 ;;
+esac
