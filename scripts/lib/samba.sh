@@ -44,7 +44,8 @@ start)
   openssl x509 -req -in "$dir/server.csr" -CA "$tls/ca.pem" -CAkey "$dir/ca-key.pem" -CAcreateserial \
     -days 2 -extfile "$dir/server.ext" -out "$tls/cert.pem" >/dev/null 2>&1
   chmod 600 "$tls/key.pem"
-  (setsid samba -s "$dir/etc/smb.conf" --foreground --no-process-group >"$dir/samba.log" 2>&1 & echo $! >"$dir/samba.pid")
+  # stdin from /dev/null: started with a closed or odd standard input, samba exits at once, silently.
+  (setsid samba -s "$dir/etc/smb.conf" --foreground --no-process-group </dev/null >"$dir/samba.log" 2>&1 & echo $! >"$dir/samba.pid")
   export LDAPTLS_CACERT="$tls/ca.pem"
   url="ldaps://$addr:636"
   bind_dn="CN=Administrator,CN=Users,$base"
