@@ -36,7 +36,7 @@ import Testing
                 service: "ldap", outcome: .refused, durationSeconds: 3, summary: nil, childCPUSeconds: 0,
                 childMaxRSSBytes: 0)
             let client = try RawHTTPClient(port: port)
-            let response = try client.request("GET", "/metrics")
+            let response = try await client.request("GET", "/metrics")
             #expect(response.status == 200)
             #expect(response.header("content-type") == "text/plain; version=0.0.4; charset=utf-8")
             #expect(response.body.contains(#"sudosos_sync_runs_total{service="ldap",outcome="refused"} 1"#))
@@ -44,7 +44,7 @@ import Testing
             #expect(response.body.contains(#"sudosos_sync_build_info{version="9.9.9-test"} 1.0"#))
             #expect(response.body.contains("\nprocess_resident_memory_bytes "))
             // Keep-alive: a second request on the same connection.
-            let again = try client.request("GET", "/metrics")
+            let again = try await client.request("GET", "/metrics")
             #expect(again.status == 200 && again.header("connection") == "keep-alive")
         }
     }
@@ -52,17 +52,17 @@ import Testing
     @Test func healthzFollowsTheSupervisorLoop() async throws {
         try await withEndpoint { port, control, _ in
             let client = try RawHTTPClient(port: port)
-            let alive = try client.request("GET", "/healthz")
+            let alive = try await client.request("GET", "/healthz")
             #expect(alive.status == 200 && alive.body == "ok\n")
             control.state.withLock { $0.loopAlive = false }
-            let stalled = try client.request("GET", "/healthz")
+            let stalled = try await client.request("GET", "/healthz")
             #expect(stalled.status == 503)
         }
     }
 
     @Test func statusIsTheJSONReport() async throws {
         try await withEndpoint { port, control, _ in
-            let response = try RawHTTPClient(port: port).request("GET", "/status")
+            let response = try await RawHTTPClient(port: port).request("GET", "/status")
             #expect(response.status == 200)
             #expect(response.header("content-type") == "application/json")
             let report = try StatusReport.decodeJSON(Data(response.body.utf8))
@@ -76,7 +76,7 @@ import Testing
 
     @Test func statusPageShowsEveryService() async throws {
         try await withEndpoint { port, _, _ in
-            let response = try RawHTTPClient(port: port).request("GET", "/")
+            let response = try await RawHTTPClient(port: port).request("GET", "/")
             #expect(response.status == 200)
             #expect(response.header("content-type") == "text/html; charset=utf-8")
             let html = response.body
@@ -94,13 +94,13 @@ import Testing
     @Test func triggerFromLoopback() async throws {
         try await withEndpoint { port, control, _ in
             let client = try RawHTTPClient(port: port)
-            let started = try client.request("POST", "/trigger/ldap?dry_run=1")
+            let started = try await client.request("POST", "/trigger/ldap?dry_run=1")
             #expect(started.status == 202)
-            let again = try client.request("POST", "/trigger/ldap")
+            let again = try await client.request("POST", "/trigger/ldap")
             #expect(again.status == 409)
-            let unknown = try client.request("POST", "/trigger/nope")
+            let unknown = try await client.request("POST", "/trigger/nope")
             #expect(unknown.status == 404)
-            let wrongMethod = try client.request("GET", "/trigger/ldap")
+            let wrongMethod = try await client.request("GET", "/trigger/ldap")
             #expect(wrongMethod.status == 405 && wrongMethod.header("allow") == "POST")
             #expect(control.triggers.map(\.service) == ["ldap"])
             #expect(control.triggers.map(\.dryRun) == [true])
@@ -111,18 +111,18 @@ import Testing
     @Test func triggerFromElsewhereNeedsTheToken() async throws {
         try await withEndpoint(token: "s3cret-token", trustLoopback: false) { port, control, _ in
             let client = try RawHTTPClient(port: port)
-            #expect(try client.request("POST", "/trigger/ldap").status == 403)
-            #expect(try client.request("POST", "/trigger/ldap", headers: ["Authorization": "Bearer s3cret-tokem"]).status == 403)
-            #expect(try client.request("POST", "/trigger/ldap", headers: ["Authorization": "Bearer s3cret"]).status == 403)
-            #expect(try client.request("POST", "/trigger/ldap", headers: ["Authorization": "Basic s3cret-token"]).status == 403)
+            #expect(try await client.request("POST", "/trigger/ldap").status == 403)
+            #expect(try await client.request("POST", "/trigger/ldap", headers: ["Authorization": "Bearer s3cret-tokem"]).status == 403)
+            #expect(try await client.request("POST", "/trigger/ldap", headers: ["Authorization": "Bearer s3cret"]).status == 403)
+            #expect(try await client.request("POST", "/trigger/ldap", headers: ["Authorization": "Basic s3cret-token"]).status == 403)
             #expect(control.triggers.isEmpty)
-            let ok = try client.request("POST", "/trigger/gewisdb", headers: ["Authorization": "Bearer s3cret-token"])
+            let ok = try await client.request("POST", "/trigger/gewisdb", headers: ["Authorization": "Bearer s3cret-token"])
             #expect(ok.status == 202)
             #expect(control.triggers.map(\.service) == ["gewisdb"])
         }
         // No token configured: nobody but loopback.
         try await withEndpoint(token: nil, trustLoopback: false) { port, control, _ in
-            let response = try RawHTTPClient(port: port).request(
+            let response = try await RawHTTPClient(port: port).request(
                 "POST", "/trigger/ldap", headers: ["Authorization": "Bearer "])
             #expect(response.status == 403)
             #expect(control.triggers.isEmpty)
@@ -132,13 +132,13 @@ import Testing
     @Test func unknownPathsAndWrongMethods() async throws {
         try await withEndpoint { port, _, _ in
             let client = try RawHTTPClient(port: port)
-            #expect(try client.request("GET", "/nope").status == 404)
-            #expect(try client.request("GET", "/metrics/extra").status == 404)
-            let post = try client.request("POST", "/metrics")
+            #expect(try await client.request("GET", "/nope").status == 404)
+            #expect(try await client.request("GET", "/metrics/extra").status == 404)
+            let post = try await client.request("POST", "/metrics")
             #expect(post.status == 405 && post.header("allow") == "GET")
-            #expect(try client.request("DELETE", "/status").status == 405)
+            #expect(try await client.request("DELETE", "/status").status == 405)
             // Still usable afterwards.
-            #expect(try client.request("GET", "/healthz").status == 200)
+            #expect(try await client.request("GET", "/healthz").status == 200)
         }
     }
 
@@ -147,12 +147,12 @@ import Testing
             for garbage in ["\u{16}\u{03}\u{01}\u{02}\u{00}\u{01}\u{00}\r\n\r\n", "HELLO THERE\r\n\r\n", "GET / HTTP/9.9\r\n\r\n", "GET /\u{01} HTTP/1.1\r\n\r\n"] {
                 let client = try RawHTTPClient(port: port)
                 client.send(garbage)
-                let response = try client.readResponse()
+                let response = try await client.readResponse()
                 #expect(response.status == 400, "\(garbage.debugDescription)")
-                #expect(client.waitForClose())
+                #expect(await client.waitForClose())
             }
             // The server is unharmed.
-            #expect(try RawHTTPClient(port: port).request("GET", "/healthz").status == 200)
+            #expect(try await RawHTTPClient(port: port).request("GET", "/healthz").status == 200)
         }
     }
 
@@ -160,19 +160,19 @@ import Testing
         try await withEndpoint { port, _, _ in
             let client = try RawHTTPClient(port: port)
             client.send("GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: \(String(repeating: "a", count: 20_000))\r\n\r\n")
-            let response = try client.readResponse()
+            let response = try await client.readResponse()
             #expect(response.status == 431)
-            #expect(client.waitForClose())
+            #expect(await client.waitForClose())
             // Many small headers add up too.
             let many = try RawHTTPClient(port: port)
             var text = "GET / HTTP/1.1\r\n"
             for i in 0..<400 { text += "X-H\(i): \(String(repeating: "b", count: 30))\r\n" }
             many.send(text + "\r\n")
-            #expect(try many.readResponse().status == 431)
+            #expect(try await many.readResponse().status == 431)
             // A very long URL as well.
             let long = try RawHTTPClient(port: port)
             long.send("GET /\(String(repeating: "u", count: 50_000)) HTTP/1.1\r\n\r\n")
-            #expect(try long.readResponse().status == 431)
+            #expect(try await long.readResponse().status == 431)
         }
     }
 
@@ -188,7 +188,7 @@ import Testing
             var closedAt: ContinuousClock.Instant?
             for byte in "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ".utf8 {
                 guard client.send([byte]) else { closedAt = clock.now; break }
-                if client.waitForClose() { closedAt = clock.now; break }
+                if await client.waitForClose() { closedAt = clock.now; break }
                 if clock.now - start > .seconds(5) { break }
             }
             let closed = try #require(closedAt, "the server kept a trickling client open")
@@ -203,14 +203,14 @@ import Testing
         limits.requestTimeout = .milliseconds(300)
         try await withEndpoint(limits: limits) { port, _, _ in
             let client = try RawHTTPClient(port: port, timeout: .seconds(3))
-            #expect(try client.request("GET", "/healthz").status == 200)
+            #expect(try await client.request("GET", "/healthz").status == 200)
             let clock = ContinuousClock()
             let start = clock.now
-            #expect(client.waitForClose())
+            #expect(await client.waitForClose())
             #expect(clock.now - start < .seconds(2))
             // A connection that never sends anything at all.
             let silent = try RawHTTPClient(port: port, timeout: .seconds(3))
-            #expect(silent.waitForClose())
+            #expect(await silent.waitForClose())
         }
     }
 
@@ -246,20 +246,20 @@ import Testing
             var held: [RawHTTPClient] = []
             for _ in 0..<8 {
                 let client = try RawHTTPClient(port: port)
-                #expect(try client.request("GET", "/healthz").status == 200)
+                #expect(try await client.request("GET", "/healthz").status == 200)
                 held.append(client)
             }
             for _ in 0..<20 {
                 let extra = try RawHTTPClient(port: port)
-                let response = try extra.readResponse()
+                let response = try await extra.readResponse()
                 #expect(response.status == 503)
-                #expect(extra.waitForClose())
+                #expect(await extra.waitForClose())
             }
-            #expect(try held[3].request("GET", "/metrics").status == 200)
+            #expect(try await held[3].request("GET", "/metrics").status == 200)
             held.removeAll()
             try await waitUntil("a free connection slot") {
                 let client = try RawHTTPClient(port: port)
-                return (try? client.request("GET", "/healthz").status) == 200
+                return (try? await client.request("GET", "/healthz").status) == 200
             }
         }
     }
@@ -277,9 +277,9 @@ import Testing
             let scrape = try RawHTTPClient(port: port)
             let clock = ContinuousClock()
             let start = clock.now
-            #expect(try scrape.request("GET", "/metrics").status == 200)
+            #expect(try await scrape.request("GET", "/metrics").status == 200)
             #expect(clock.now - start < .milliseconds(300))
-            let status = try statusClient.readResponse()
+            let status = try await statusClient.readResponse()
             #expect(status.status == 503)
             #expect(clock.now - start >= .milliseconds(350))
         }
@@ -291,9 +291,9 @@ import Testing
             let client = try RawHTTPClient(port: port)
             client.send(
                 "GET /status HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\nHost: x\r\n\r\n")
-            let first = try client.readResponse()
-            let second = try client.readResponse()
-            let third = try client.readResponse()
+            let first = try await client.readResponse()
+            let second = try await client.readResponse()
+            let third = try await client.readResponse()
             #expect(first.header("content-type") == "application/json")
             #expect(second.body == "ok\n")
             #expect(third.status == 404)
@@ -305,7 +305,7 @@ import Testing
         try await withEndpoint { port, control, _ in
             let client = try RawHTTPClient(port: port)
             client.send("POST /trigger/ldap HTTP/1.1\r\nHost: x\r\nContent-Length: 10000\r\n\r\n" + String(repeating: "z", count: 10_000))
-            #expect(try client.readResponse().status == 413)
+            #expect(try await client.readResponse().status == 413)
             #expect(control.triggers.isEmpty)
         }
     }
@@ -319,7 +319,7 @@ import Testing
                         guard let client = try? RawHTTPClient(port: port) else { return 0 }
                         var answered = 0
                         for _ in 0..<25 {
-                            if let response = try? client.request("GET", "/metrics"), response.status == 200,
+                            if let response = try? await client.request("GET", "/metrics"), response.status == 200,
                                 response.body.hasSuffix("\n"), response.body.contains("process_max_fds")
                             {
                                 answered += 1

@@ -19,7 +19,7 @@ import Testing
     @Test(.timeLimit(.minutes(3))) func dashboardAndAlertsAgainstRealPrometheus() async throws {
         let work = try TemporaryDirectory()
         defer { work.remove() }
-        let target = try ServedProcess.start(
+        let target = try await ServedProcess.start(
             TestEnvironment.executable("endpoint-demo"), ["--every", "1", "--runs", "4"], readyPrefix: "listening on 127.0.0.1:")
         defer { target.stop() }
         let targetPort = try #require(Int(target.readyLine.dropFirst("listening on 127.0.0.1:".count)))
@@ -33,7 +33,7 @@ import Testing
         targetPort: Int, services: Set<String>, in directory: URL, allowedEmpty: [String] = ["sudosos_sync_running"],
         minimumRuns: [String: Int] = [:], extraChecks: (PrometheusAPI) async throws -> Void = { _ in }
     ) async throws {
-        let server = try PrometheusServer.start(scraping: targetPort, in: directory)
+        let server = try await PrometheusServer.start(scraping: targetPort, in: directory)
         defer { server.stop() }
         let api = server.api
 

@@ -42,7 +42,7 @@ final class ServedProcess: @unchecked Sendable {
     /// `readyPrefix`.
     static func start(
         _ executable: String, _ arguments: [String], readyPrefix: String, timeout: TimeInterval = 30
-    ) throws -> ServedProcess {
+    ) async throws -> ServedProcess {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
@@ -51,7 +51,11 @@ final class ServedProcess: @unchecked Sendable {
         process.standardInput = FileHandle.nullDevice
         try process.run()
         let found = LineWaiter(handle: out.fileHandleForReading, prefix: readyPrefix)
-        guard let line = found.wait(timeout: timeout) else {
+        let deadline = Date().addingTimeInterval(timeout)
+        while found.line == nil && !found.closed && Date() < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        guard let line = found.line else {
             process.terminate()
             process.waitUntilExit()
             throw TestFailure(description: "\(executable) did not print \(readyPrefix) within \(timeout) s")
@@ -77,8 +81,22 @@ final class ServedProcess: @unchecked Sendable {
 /// Reads lines from a pipe on a background thread until one starts with a prefix.
 final class LineWaiter: @unchecked Sendable {
     private let condition = NSCondition()
-    private var line: String?
-    private var closed = false
+    private var foundLine: String?
+    private var eof = false
+
+    /// The first line with the prefix, once read.
+    var line: String? {
+        condition.lock()
+        defer { condition.unlock() }
+        return foundLine
+    }
+
+    /// True once the pipe reached its end.
+    var closed: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return eof
+    }
 
     init(handle: FileHandle, prefix: String) {
         let thread = Thread { [self] in
@@ -92,28 +110,18 @@ final class LineWaiter: @unchecked Sendable {
                     buffer.removeSubrange(buffer.startIndex...newline)
                     if text.hasPrefix(prefix) {
                         condition.lock()
-                        if line == nil { line = text }
+                        if foundLine == nil { foundLine = text }
                         condition.broadcast()
                         condition.unlock()
                     }
                 }
             }
             condition.lock()
-            closed = true
+            eof = true
             condition.broadcast()
             condition.unlock()
         }
         thread.start()
-    }
-
-    func wait(timeout: TimeInterval) -> String? {
-        let deadline = Date().addingTimeInterval(timeout)
-        condition.lock()
-        defer { condition.unlock() }
-        while line == nil && !closed {
-            if !condition.wait(until: deadline) { break }
-        }
-        return line
     }
 }
 
@@ -130,7 +138,7 @@ final class PrometheusServer: @unchecked Sendable {
 
     /// Writes the configuration derived from prometheus/prometheus.yml to `directory` and
     /// starts Prometheus with its storage there.
-    static func start(scraping targetPort: Int, in directory: URL) throws -> PrometheusServer {
+    static func start(scraping targetPort: Int, in directory: URL) async throws -> PrometheusServer {
         let repository = TestEnvironment.repositoryRoot.appendingPathComponent("prometheus")
         var config = try String(contentsOf: repository.appendingPathComponent("prometheus.yml"), encoding: .utf8)
         for (from, to) in [
@@ -171,8 +179,8 @@ final class PrometheusServer: @unchecked Sendable {
             let api = PrometheusAPI(port: port)
             let deadline = Date().addingTimeInterval(60)
             while process.isRunning && Date() < deadline {
-                if api.isReady() { return PrometheusServer(process: served, api: api) }
-                usleep(100_000)
+                if await api.isReady() { return PrometheusServer(process: served, api: api) }
+                try await Task.sleep(for: .milliseconds(100))
             }
             served.stop()
             lastError = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
@@ -194,9 +202,9 @@ struct PrometheusAPI: Sendable {
     }
 
     /// GET /-/ready answers 200.
-    func isReady() -> Bool {
+    func isReady() async -> Bool {
         guard let client = try? RawHTTPClient(port: port, timeout: .seconds(2)),
-            let response = try? client.request("GET", "/-/ready")
+            let response = try? await client.request("GET", "/-/ready")
         else { return false }
         return response.status == 200
     }

@@ -6,7 +6,10 @@ import Foundation
 
 /// A TCP client on plain sockets, so tests can send exactly the bytes they want (garbage,
 /// half a request, oversized headers) and see exactly what the server does (answer, close).
-final class RawHTTPClient {
+///
+/// Its reads block, so the async methods run them on a thread of their own: blocking a thread
+/// of Swift's small cooperative pool could starve the very server (or supervisor) under test.
+final class RawHTTPClient: @unchecked Sendable {
     struct Failed: Error, CustomStringConvertible {
         var description: String
     }
@@ -73,7 +76,11 @@ final class RawHTTPClient {
 
     /// Reads one answer (head and a `Content-Length` body); throws if the peer closes first
     /// or nothing arrives in time.
-    func readResponse() throws -> Response {
+    func readResponse() async throws -> Response {
+        try await offPool { try self.readResponseBlocking() }
+    }
+
+    private func readResponseBlocking() throws -> Response {
         while true {
             if let response = try parse() { return response }
             guard try fill() else {
@@ -83,24 +90,35 @@ final class RawHTTPClient {
     }
 
     /// Sends a request and reads its answer.
-    func request(_ method: String, _ path: String, headers: [String: String] = [:]) throws -> Response {
+    func request(_ method: String, _ path: String, headers: [String: String] = [:]) async throws -> Response {
         var text = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         for (name, value) in headers { text += "\(name): \(value)\r\n" }
         if method == "POST" { text += "Content-Length: 0\r\n" }
         text += "\r\n"
         send(text)
-        return try readResponse()
+        return try await readResponse()
     }
 
     /// True once the peer has closed the connection (reads return EOF or reset) within the
     /// read timeout; whatever arrived before is kept for `readResponse()`.
-    func waitForClose() -> Bool {
+    func waitForClose() async -> Bool {
+        (try? await offPool { self.waitForCloseBlocking() }) ?? false
+    }
+
+    private func waitForCloseBlocking() -> Bool {
         while true {
             do {
                 if try !fill() { return true }
             } catch {
                 return false
             }
+        }
+    }
+
+    /// Runs `body` on a new thread and waits for it without holding a cooperative thread.
+    private func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread { continuation.resume(with: Result { try body() }) }.start()
         }
     }
 
