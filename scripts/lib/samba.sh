@@ -16,6 +16,9 @@ case "$cmd" in
 start)
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
+  # Everything of this instance under DIR (pid file, sockets, logs): instances must not meet in
+  # /run/samba or /var/log/samba.
+  mkdir -p "$dir/run" "$dir/ncalrpc" "$dir/winbindd"
   if ss -ltn | grep -qE '\*:636 |0\.0\.0\.0:636 '; then
     echo "samba.sh: port 636 is taken on every address: a system-wide LDAPS server runs here" >&2
     exit 1
@@ -33,7 +36,10 @@ start)
   admin_pw="Sy$(head -c 12 /dev/urandom | base64 | tr -d '/+=')9a"
   samba-tool domain provision --targetdir="$dir" --realm=GEWISWG.TEST --domain=GEWISWG \
     --adminpass="$admin_pw" --server-role=dc --dns-backend=NONE --use-rfc2307 \
-    --option="interfaces=$addr/8" --option="bind interfaces only=yes" >"$dir/provision.log" 2>&1 \
+    --option="interfaces=$addr/8" --option="bind interfaces only=yes" \
+    --option="pid directory=$dir/run" --option="ncalrpc dir=$dir/ncalrpc" \
+    --option="winbindd socket directory=$dir/winbindd" --option="log file=$dir/log.%m" \
+    >"$dir/provision.log" 2>&1 \
     || { tail -20 "$dir/provision.log" >&2; exit 1; }
   # Our own CA and a certificate naming the instance's IP, so clients verify against that CA.
   tls="$dir/private/tls"; mkdir -p "$tls"
@@ -49,7 +55,7 @@ start)
   export LDAPTLS_CACERT="$tls/ca.pem"
   url="ldaps://$addr:636"
   bind_dn="CN=Administrator,CN=Users,$base"
-  wait_for "Samba AD on $url" 90 ldapsearch -x -H "$url" -D "$bind_dn" -w "$admin_pw" -b "$base" -s base
+  wait_for "Samba AD on $url (log: $dir/log.samba)" 90 ldapsearch -x -H "$url" -D "$bind_dn" -w "$admin_pw" -b "$base" -s base
   python3 "$root/fixtures/ldap/generate.py" samba "$base" "$dir/fixture"
   for f in entries groups; do
     ldapadd -x -H "$url" -D "$bind_dn" -w "$admin_pw" -f "$dir/fixture/$f.ldif" >>"$dir/load.log" 2>&1 \
