@@ -84,21 +84,6 @@ pid_t sudosos_spawn(const sudosos_spawn_request *request, int *spawn_errno, cons
         /* The parent may have died before prctl: then we were re-parented already. */
         if (getppid() != request->parent_pid) { errno = ESRCH; fail_child(error_fd, STEP_PARENT); }
 
-        struct rlimit limit;
-        if (request->limit_address_space) {
-            limit.rlim_cur = limit.rlim_max = request->limit_address_space;
-            if (setrlimit(RLIMIT_AS, &limit) != 0) fail_child(error_fd, STEP_RLIMIT);
-        }
-        if (request->limit_cpu_seconds) {
-            limit.rlim_cur = request->limit_cpu_seconds;
-            limit.rlim_max = request->limit_cpu_seconds + 5; /* SIGXCPU first, SIGKILL later */
-            if (setrlimit(RLIMIT_CPU, &limit) != 0) fail_child(error_fd, STEP_RLIMIT);
-        }
-        if (request->limit_open_files) {
-            limit.rlim_cur = limit.rlim_max = request->limit_open_files;
-            if (setrlimit(RLIMIT_NOFILE, &limit) != 0) fail_child(error_fd, STEP_RLIMIT);
-        }
-
         int out = lift(request->stdout_fd, error_fd);
         int err = lift(request->stderr_fd, error_fd);
         int result = lift(request->result_fd, error_fd);
@@ -122,6 +107,23 @@ pid_t sudosos_spawn(const sudosos_spawn_request *request, int *spawn_errno, cons
         /* Everything else goes, except the exec-error pipe (O_CLOEXEC: closed by a good exec). */
         close_from(SUDOSOS_CONFIG_FD + 1, error_fd);
         if (fcntl(error_fd, F_SETFD, FD_CLOEXEC) != 0) fail_child(error_fd, STEP_DUP2);
+
+        /* Limits last: RLIMIT_NOFILE below the parent's descriptor numbers would make the
+           dup2 / open calls above fail. */
+        struct rlimit limit;
+        if (request->limit_address_space) {
+            limit.rlim_cur = limit.rlim_max = request->limit_address_space;
+            if (setrlimit(RLIMIT_AS, &limit) != 0) fail_child(error_fd, STEP_RLIMIT);
+        }
+        if (request->limit_cpu_seconds) {
+            limit.rlim_cur = request->limit_cpu_seconds;
+            limit.rlim_max = request->limit_cpu_seconds + 5; /* SIGXCPU first, SIGKILL later */
+            if (setrlimit(RLIMIT_CPU, &limit) != 0) fail_child(error_fd, STEP_RLIMIT);
+        }
+        if (request->limit_open_files) {
+            limit.rlim_cur = limit.rlim_max = request->limit_open_files;
+            if (setrlimit(RLIMIT_NOFILE, &limit) != 0) fail_child(error_fd, STEP_RLIMIT);
+        }
 
         /* Handlers do not survive exec, but ignored signals and the mask do: reset both. */
         struct sigaction dfl;

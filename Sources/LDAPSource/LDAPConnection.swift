@@ -127,12 +127,11 @@ final class LDAPConnection: @unchecked Sendable {
                 throw .unavailable("LDAP StartTLS with \(options.url) failed: \(describe(rc))")
             }
         }
-        var password = Array((options.bindPassword ?? "").utf8)
+        // The password as C bytes only for the call, then overwritten.
+        var password = Array((options.bindPassword ?? "").utf8.map { CChar(bitPattern: $0) })
         let rc: Int32 = password.withUnsafeMutableBufferPointer { buffer in
-            buffer.baseAddress!.withMemoryRebound(to: CChar.self, capacity: max(buffer.count, 1)) { base in
-                var credential = berval(bv_len: ber_len_t(buffer.count), bv_val: buffer.count > 0 ? base : nil)
-                return ldap_sasl_bind_s(ld, options.bindDN, nil, &credential, nil, nil, nil)
-            }
+            var credential = berval(bv_len: ber_len_t(buffer.count), bv_val: buffer.count > 0 ? buffer.baseAddress : nil)
+            return ldap_sasl_bind_s(ld, options.bindDN, nil, &credential, nil, nil, nil)
         }
         for i in password.indices { password[i] = 0 }
         guard rc == LDAP_SUCCESS else {

@@ -27,6 +27,8 @@ public final class PostgresStore: SudoSOSDatabase, @unchecked Sendable {
     private var schemaReady = false
     /// `"user".version` of every user the last snapshot read, by id.
     private var snapshotVersions: [Int: Int] = [:]
+    /// Services whose advisory lock this store holds right now.
+    private var heldLocks: Set<String> = []
 
     /// A store for the configured database. Connects lazily, on the first call that needs it.
     /// Throws `SyncError.configuration` when no database URL is configured.
@@ -117,12 +119,17 @@ public final class PostgresStore: SudoSOSDatabase, @unchecked Sendable {
     public func withServiceLock<T: Sendable>(_ service: String, _ body: () async throws -> T) async throws -> T {
         let lock = try await ServiceLock.acquire(service: service, store: self)
         logger.debug("holding the lock of service \(service)")
+        _ = try await onQueue { self.heldLocks.insert(service).inserted }
+        func release() async {
+            _ = try? await onQueue { self.heldLocks.remove(service) }
+            await lock.release()
+        }
         do {
             let value = try await body()
-            await lock.release()
+            await release()
             return value
         } catch {
-            await lock.release()
+            await release()
             throw error
         }
     }
@@ -151,6 +158,17 @@ public final class PostgresStore: SudoSOSDatabase, @unchecked Sendable {
         try await onQueue {
             let connection = try self.mainConnection()
             try self.ensureSchema(connection)
+            if self.heldLocks.contains(service) {
+                // Holding the service's lock, no other run of it can be going on: a row still
+                // open belongs to a run that was killed, crashed or lost its connection.
+                try connection.query(
+                    """
+                    UPDATE sudosos_sync.run SET finished = now(), outcome = 'crash',
+                           error = 'the run ended without recording its outcome (killed, crashed or disconnected)'
+                    WHERE service = $1 AND finished IS NULL
+                    """,
+                    [service], what: "closing the records of interrupted runs")
+            }
             let rows = try connection.query(
                 "INSERT INTO sudosos_sync.run (service, started, dry_run) VALUES ($1, to_timestamp($2::float8), $3) RETURNING id",
                 [service, String(startedAt.timeIntervalSince1970), PGValue.bool(dryRun)],

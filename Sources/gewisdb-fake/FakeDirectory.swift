@@ -37,11 +37,15 @@ final class FakeDirectory: @unchecked Sendable {
         var connections = 0
         var openConnections = 0
         var maxOpenConnections = 0
+        /// API requests received and not yet answered; the most at once shows the client's concurrency.
+        var inFlight = 0
+        var maxInFlight = 0
         var members = 0
 
         enum CodingKeys: String, CodingKey {
             case requests, memberRequests = "member_requests", connections, openConnections = "open_connections"
-            case maxOpenConnections = "max_open_connections", members
+            case maxOpenConnections = "max_open_connections", inFlight = "in_flight", maxInFlight = "max_in_flight"
+            case members
         }
     }
 
@@ -135,6 +139,14 @@ final class FakeDirectory: @unchecked Sendable {
     }
 
     func countRequest() { lock.withLock { stats.requests += 1 } }
+
+    /// An API request is received (`began`) or answered.
+    func inFlight(_ began: Bool) {
+        lock.withLock {
+            stats.inFlight += began ? 1 : -1
+            stats.maxInFlight = max(stats.maxInFlight, stats.inFlight)
+        }
+    }
 
     func connectionOpened() {
         lock.withLock {

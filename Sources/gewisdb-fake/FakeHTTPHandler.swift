@@ -37,19 +37,24 @@ final class FakeHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                 method: request.method.rawValue, uri: request.uri,
                 authorization: request.headers.first(name: "authorization"))
             let keepAlive = request.isKeepAlive
+            let counted = !request.uri.hasPrefix("/_admin/")
+            if counted { router.directory.inFlight(true) }
             if answer.delayMilliseconds > 0 {
                 let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
                 context.eventLoop.scheduleTask(in: .milliseconds(Int64(answer.delayMilliseconds))) {
                     let (handler, context) = loopBound.value
-                    handler.write(answer, keepAlive: keepAlive, version: request.version, context: context)
+                    handler.write(answer, keepAlive: keepAlive, version: request.version, counted: counted, context: context)
                 }
             } else {
-                write(answer, keepAlive: keepAlive, version: request.version, context: context)
+                write(answer, keepAlive: keepAlive, version: request.version, counted: counted, context: context)
             }
         }
     }
 
-    private func write(_ answer: FakeAnswer, keepAlive: Bool, version: HTTPVersion, context: ChannelHandlerContext) {
+    private func write(
+        _ answer: FakeAnswer, keepAlive: Bool, version: HTTPVersion, counted: Bool, context: ChannelHandlerContext
+    ) {
+        defer { if counted { router.directory.inFlight(false) } }
         guard context.channel.isActive else { return }
         if answer.drop {
             context.close(promise: nil)

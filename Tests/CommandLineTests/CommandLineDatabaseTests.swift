@@ -4,7 +4,9 @@ import TestKit
 
 /// The binary against real and unreachable databases: exit 69 without hanging, and no secret
 /// or e-mail address in anything it prints.
-@Suite struct CommandLineDatabaseTests {
+/// Serialized: each test starts processes, and a burst of them in parallel on 2 cores upsets
+/// the timing tests of other suites.
+@Suite(.serialized) struct CommandLineDatabaseTests {
     @Test func aDatabaseOnAClosedPortExits69() async throws {
         let port = try closedPort()
         let yaml = """

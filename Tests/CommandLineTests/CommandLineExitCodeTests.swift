@@ -3,7 +3,9 @@ import Testing
 import TestKit
 
 /// The binary's exit codes and messages for bad configurations and bad command lines.
-@Suite struct CommandLineExitCodeTests {
+/// Serialized: each test starts processes, and a burst of them in parallel on 2 cores upsets
+/// the timing tests of other suites.
+@Suite(.serialized) struct CommandLineExitCodeTests {
     /// The database part of a configuration that is otherwise fine.
     static let database = "database:\n  url: postgresql://sudosos@127.0.0.1:1/sudosos\n"
 

@@ -126,3 +126,52 @@ struct ControlFailed: Error, CustomStringConvertible {
     var log: String
     var description: String { "\(command) failed: \(log)" }
 }
+
+/// A running `gewisdb-fake` serving `fixtures/gewisdb/members.json` on a free loopback port.
+final class GEWISDBFake: @unchecked Sendable {
+    private let process: Process
+    private let directory: URL
+    let port: Int
+
+    var apiURL: String { "http://127.0.0.1:\(port)/api" }
+
+    private init(process: Process, directory: URL, port: Int) {
+        self.process = process
+        self.directory = directory
+        self.port = port
+    }
+
+    /// Starts the fake demanding `apiKey`, and waits until it has written its port.
+    static func start(apiKey: String) async throws -> GEWISDBFake {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cli-fake-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let portFile = directory.appendingPathComponent("port")
+        let members = TestEnvironment.repositoryRoot.appendingPathComponent("fixtures/gewisdb/members.json").path
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: TestEnvironment.executable("gewisdb-fake"))
+        process.arguments = ["--port", "0", "--port-file", portFile.path, "--api-key", apiKey, "--members", members]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        do {
+            try await waitUntil("gewisdb-fake to write its port", timeout: .seconds(20)) {
+                guard process.isRunning else { throw ControlFailed(command: "gewisdb-fake", log: "exited early") }
+                return ((try? String(contentsOf: portFile, encoding: .utf8)) ?? "").hasSuffix("\n")
+            }
+            let text = try String(contentsOf: portFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+            guard let port = Int(text) else { throw ControlFailed(command: "gewisdb-fake", log: "port file: \(text)") }
+            return GEWISDBFake(process: process, directory: directory, port: port)
+        } catch {
+            if process.isRunning { process.terminate() }
+            try? FileManager.default.removeItem(at: directory)
+            throw error
+        }
+    }
+
+    func stop() {
+        if process.isRunning { process.terminate() }
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    deinit { stop() }
+}

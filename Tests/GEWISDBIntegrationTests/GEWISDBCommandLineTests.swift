@@ -4,7 +4,7 @@ import TestKit
 
 /// `sudosos-sync once gewisdb` (the real binary) against a real `gewisdb-fake` and PostgreSQL.
 @Suite(.serialized) struct GEWISDBCommandLineTests {
-    func once(_ arguments: [String], database: String, fake: FakeGEWISDB, key: String? = nil) throws -> ProcessOutput {
+    func once(_ arguments: [String], database: String, fake: FakeGEWISDB, key: String? = nil) async throws -> ProcessOutput {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gewisdb-cli-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -23,9 +23,10 @@ import TestKit
             """
         try Data(yaml.utf8).write(to: config)
         let environment = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"]
-        return try runProcess(
+        // runChild waits off the cooperative pool (see TestKit).
+        return try await runChild(
             TestEnvironment.executable("sudosos-sync"), ["once", "gewisdb", "--config", config.path] + arguments,
-            environment: environment)
+            environment: environment, timeout: .seconds(60))
     }
 
     @Test func syncPausedExits75AndWritesNothing() async throws {
@@ -34,7 +35,7 @@ import TestKit
         let fake = try await FakeGEWISDB.start(["--members", FakeGEWISDB.fixture, "--sync-paused"])
         defer { fake.stop() }
         let versions = try fixture.versions()
-        let result = try once([], database: fixture.db.url, fake: fake)
+        let result = try await once([], database: fixture.db.url, fake: fake)
         #expect(result.status == 75, "\(result.stdout)\(result.stderr)")
         #expect((result.stdout + result.stderr).contains("sync_paused"))
         #expect(try fixture.versions() == versions)
@@ -45,7 +46,7 @@ import TestKit
         defer { fixture.drop() }
         let fake = try await FakeGEWISDB.start(["--members", FakeGEWISDB.fixture])
         defer { fake.stop() }
-        let result = try once([], database: fixture.db.url, fake: fake, key: "not-the-key-0042")
+        let result = try await once([], database: fixture.db.url, fake: fake, key: "not-the-key-0042")
         #expect(result.status == 69, "\(result.stdout)\(result.stderr)")
         let output = result.stdout + result.stderr
         #expect(output.contains("HTTP 403"))
@@ -58,14 +59,14 @@ import TestKit
         defer { fixture.drop() }
         let fake = try await FakeGEWISDB.start(["--members", FakeGEWISDB.fixture])
         defer { fake.stop() }
-        let dry = try once(["--dry-run"], database: fixture.db.url, fake: fake)
+        let dry = try await once(["--dry-run"], database: fixture.db.url, fake: fake)
         #expect(dry.status == 0, "\(dry.stdout)\(dry.stderr)")
         #expect(!(dry.stdout + dry.stderr).contains("timo@example.org"), "addresses masked without --reveal")
         #expect(try fixture.row(8000).hasSuffix("|1"), "dry run writes nothing")
-        let real = try once([], database: fixture.db.url, fake: fake)
+        let real = try await once([], database: fixture.db.url, fake: fake)
         #expect(real.status == 0, "\(real.stdout)\(real.stderr)")
         #expect(try fixture.row(8000) == "Timo|de Teststudent|timo@example.org|t|t|f|t|2")
-        let again = try once(["--json"], database: fixture.db.url, fake: fake)
+        let again = try await once(["--json"], database: fixture.db.url, fake: fake)
         #expect(again.status == 0)
         #expect(try fixture.row(8000).hasSuffix("|2"), "second run changes nothing")
     }

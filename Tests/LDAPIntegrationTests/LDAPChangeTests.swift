@@ -96,6 +96,44 @@ import Testing
         #expect(try f.state() == before)
     }
 
+    /// A directory that suddenly answers with nothing (here: every base pointed at an empty
+    /// subtree) would unbind and deactivate everyone: the default threshold refuses it.
+    @Test(arguments: [TestDirectory.slapd, .activeDirectory])
+    func anEmptyAnswerNeverRemovesEveryone(_ directory: TestDirectory) async throws {
+        let scratch = try Self.organisation(directory)
+        defer { scratch.destroy() }
+        let f = try LDAPRunFixture()
+        defer { f.drop() }
+        var settings = try directory.settings(organisation: scratch.org)
+        #expect(await f.run(settings).exitCode == .success)
+        let empty = "OU=Roles,\(scratch.org)"
+        try scratch.delete("R")
+        settings.base = empty
+        settings.sharedAccountFilter = empty
+        settings.serviceAccountFilter = nil
+        settings.common.threshold = DeletionThreshold()
+        let before = try f.state()
+        let result = await f.run(settings)
+        #expect(result.exitCode == .refused, "\(result.summary.error ?? "")")
+        #expect((result.plan?.removals.count ?? 0) >= 5)
+        #expect(try f.state() == before)
+    }
+
+    /// A search that fails (a base DN that does not exist) fails the run; nothing is written.
+    @Test func aFailingSearchFailsTheRun() async throws {
+        let directory = TestDirectory.slapd
+        let scratch = try Self.organisation(directory)
+        defer { scratch.destroy() }
+        let f = try LDAPRunFixture()
+        defer { f.drop() }
+        var settings = try directory.settings(organisation: scratch.org)
+        settings.sharedAccountFilter = "OU=Nowhere,\(scratch.org)"
+        let result = await f.run(settings)
+        #expect(result.exitCode == .failure)
+        #expect(result.summary.error?.contains("OU=Nowhere") == true, "\(result.summary.error ?? "")")
+        #expect(try f.count(#""user""#) == 0)
+    }
+
     /// The same refusal through the binary: `sudosos-sync once ldap` exits 65.
     @Test func theBinaryExits65OnAnOverThresholdRemoval() async throws {
         let directory = TestDirectory.slapd

@@ -95,13 +95,13 @@ import Testing
 
     @Test func activeDirectoryRefusesASimpleBindWithoutTLS() async throws {
         var settings = try TestDirectory.activeDirectory.settings()
-        settings.serverURL = "ldap://127.0.0.1:389"
+        settings.serverURL = "ldap://\(try TestDirectory.activeDirectory.env("HOST")):389"
         try await expectUnavailable(settings, connectWithin: .seconds(5), mentioning: ["bind"])
     }
 
     @Test func startTLSWithTheTestCAWorks() async throws {
         var settings = try TestDirectory.activeDirectory.settings()
-        settings.serverURL = "ldap://127.0.0.1:389"
+        settings.serverURL = "ldap://\(try TestDirectory.activeDirectory.env("HOST")):389"
         settings.startTLS = true
         let service = LDAPSyncService(settings: settings)
         let (directory, _, _) = try await service.fetchDirectory(roleNames: [], context: testContext())
@@ -111,6 +111,23 @@ import Testing
 
 /// Paging and filter escaping against the real servers.
 @Suite struct LDAPSearchTests {
+    @Test func anAnonymousBindIsPossible() async throws {
+        let client = try LDAPClient(options: LDAPConnectionOptions(url: try TestDirectory.slapd.env("URL")))
+        try await client.connect()
+        // slapd's ACL shows nothing to anonymous clients (it even hides the base: "No such
+        // object"), and that is an error, never an empty directory.
+        await #expect(throws: SyncError.self) {
+            _ = try await client.search(
+                base: try TestDirectory.slapd.root, filter: "(objectClass=person)", attributes: ["cn"], pageSize: 100)
+        }
+    }
+
+    @Test func aBindDNWithoutAPasswordIsRefusedBeforeAnythingIsSent() throws {
+        #expect(throws: SyncError.self) {
+            _ = try LDAPClient(options: LDAPConnectionOptions(url: "ldap://127.0.0.1:1", bindDN: "cn=x", bindPassword: ""))
+        }
+    }
+
     @Test func pagingCrossesSlapdsThousandEntryLimit() async throws {
         let d = TestDirectory.slapd
         let client = try LDAPClient(options: LDAPConnectionOptions(

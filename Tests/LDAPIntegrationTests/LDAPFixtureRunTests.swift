@@ -36,8 +36,12 @@ import Testing
         #expect(dry.plan?.count(.created) == 20)
         #expect(try f.state() == before)
 
-        let first = await f.run(settings)
+        let counter = SearchCounter()
+        let first = await f.run(settings, reporter: counter)
         #expect(first.exitCode == .success, "\(first.summary.error ?? "")")
+        // No per-user search: 4 in member_attribute mode; in AD mode 4 plus one per organ (7),
+        // role group that has a SudoSOS role (3 of 4) and the service group.
+        #expect(counter.searches == (directory.isSlapd ? 4 : 4 + 7 + 3 + 1))
         let plan = try #require(first.plan)
         #expect(plan.count(.created) == 20)
         #expect(plan.count(.bound) == 21)

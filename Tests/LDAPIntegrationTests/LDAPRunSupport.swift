@@ -66,11 +66,9 @@ final class OwnSlapd {
     init(full: Bool = false) throws {
         let script = try TestEnvironment.require("SUDOSOS_TEST_SLAPD_SCRIPT")
         dir = NSTemporaryDirectory() + "ldap-own-slapd-" + UUID().uuidString
-        let output = dir + ".out"
-        defer { try? FileManager.default.removeItem(atPath: output) }
-        let status = try spawnAndWait(["/bin/bash", script, "start", dir] + (full ? [] : ["--minimal"]), output: output)
-        let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
-        guard status == 0 else { throw LDAPToolFailed(output: "slapd.sh start: \(text)") }
+        let result = try runProcess("/bin/bash", [script, "start", dir] + (full ? [] : ["--minimal"]))
+        let text = result.stdout
+        guard result.status == 0 else { throw LDAPToolFailed(output: "slapd.sh start: \(result.stderr)") }
         var values: [String: String] = [:]
         for line in text.split(separator: "\n") {
             let parts = line.split(separator: "=", maxSplits: 1)
@@ -97,44 +95,10 @@ final class OwnSlapd {
 
     func stop() {
         if let script = try? TestEnvironment.require("SUDOSOS_TEST_SLAPD_SCRIPT") {
-            _ = try? spawnAndWait(["/bin/bash", script, "stop", dir], output: "/dev/null")
+            _ = try? runProcess("/bin/bash", [script, "stop", dir])
         }
     }
 
     deinit { stop() }
 }
 
-/// Runs a command to completion with its output in a file, the way a shell would: a clean
-/// signal mask and default signal handlers (a daemon it starts, like slapd, must see SIGTERM;
-/// threads of the test process block most signals, and children inherit that mask), and
-/// waited for with `waitpid` on its own pid (Foundation's `Process` was seen never to notice
-/// the exit of a script that leaves a daemon behind).
-func spawnAndWait(_ arguments: [String], output: String) throws -> Int32 {
-    var attributes = posix_spawnattr_t()
-    posix_spawnattr_init(&attributes)
-    defer { posix_spawnattr_destroy(&attributes) }
-    var none = sigset_t()
-    sigemptyset(&none)
-    posix_spawnattr_setsigmask(&attributes, &none)
-    var defaults = sigset_t()
-    sigemptyset(&defaults)
-    for signal in [SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGPIPE, SIGCHLD, SIGUSR1, SIGUSR2] { sigaddset(&defaults, signal) }
-    posix_spawnattr_setsigdefault(&attributes, &defaults)
-    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-    posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-    posix_spawn_file_actions_adddup2(&actions, 1, 2)
-    let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
-    defer { for p in argv { free(p) } }
-    var pid: pid_t = 0
-    let rc = posix_spawn(&pid, arguments[0], &actions, &attributes, argv, environ)
-    guard rc == 0 else { throw LDAPToolFailed(output: "posix_spawn \(arguments[0]): \(String(cString: strerror(rc)))") }
-    var status: Int32 = 0
-    while waitpid(pid, &status, 0) == -1 {
-        guard errno == EINTR else { throw LDAPToolFailed(output: "waitpid: \(String(cString: strerror(errno)))") }
-    }
-    return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-}

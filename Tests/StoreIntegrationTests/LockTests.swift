@@ -28,7 +28,8 @@ import TestKit
         }
     }
 
-    private func lockIsHeld(_ f: StoreFixture, key: Int64) throws -> Bool {
+    /// Whether some session holds advisory lock `key` in the fixture's database.
+    static func lockIsHeld(_ f: StoreFixture, key: Int64) throws -> Bool {
         let bits = UInt64(bitPattern: key)
         return try f.value(
             """
@@ -44,7 +45,7 @@ import TestKit
         try f.insertUser("Jan")
         let key = AdvisoryLockKey.service("test")
         let holder = try LockHolder(url: f.db.url, key: key)
-        try await waitUntil("psql holds the lock") { try lockIsHeld(f, key: key) }
+        try await waitUntil("psql holds the lock") { try Self.lockIsHeld(f, key: key) }
 
         let before = try f.sudososState()
         let service = PlannedService { _ in
@@ -55,7 +56,7 @@ import TestKit
         // The holder keeps the lock until we release it below, so a run that waited for the
         // lock would never return: returning at all proves it did not wait.
         let result = await f.runner().run(service, dryRun: false, reporter: SilentReporter())
-        #expect(try lockIsHeld(f, key: key))
+        #expect(try Self.lockIsHeld(f, key: key))
         #expect(result.summary.outcome == .locked)
         #expect(result.exitCode == .temporary)
         #expect(result.exitCode.rawValue == 75)
@@ -66,7 +67,7 @@ import TestKit
 
         // Once the other process lets go, the service runs again.
         holder.release()
-        try await waitUntil("the lock is free") { try !lockIsHeld(f, key: key) }
+        try await waitUntil("the lock is free") { try !Self.lockIsHeld(f, key: key) }
         let second = await f.runner().run(service, dryRun: false, reporter: SilentReporter())
         #expect(second.summary.outcome == .success)
         #expect(try f.value(#"SELECT count(*) FROM "user" WHERE "firstName" = 'Piet'"#) == "1")
@@ -77,7 +78,7 @@ import TestKit
         defer { f.drop() }
         let other = StoreFixtureStore(url: f.db.url)
         try await f.store.withServiceLock("ldap") {
-            #expect(try lockIsHeld(f, key: AdvisoryLockKey.service("ldap")))
+            #expect(try Self.lockIsHeld(f, key: AdvisoryLockKey.service("ldap")))
             // Same service from a second session: refused at once.
             let error = await #expect(throws: SyncError.self) {
                 try await other.store.withServiceLock("ldap") { () }
@@ -86,7 +87,7 @@ import TestKit
             // Another service is independent.
             try await other.store.withServiceLock("gewisdb") { () }
         }
-        #expect(try !lockIsHeld(f, key: AdvisoryLockKey.service("ldap")))
+        #expect(try !Self.lockIsHeld(f, key: AdvisoryLockKey.service("ldap")))
         try await other.store.withServiceLock("ldap") { () }
     }
 
@@ -96,7 +97,7 @@ import TestKit
         await #expect(throws: SyncError.self) {
             try await f.store.withServiceLock("ldap") { throw SyncError.failed("boom") }
         }
-        #expect(try !lockIsHeld(f, key: AdvisoryLockKey.service("ldap")))
+        #expect(try !Self.lockIsHeld(f, key: AdvisoryLockKey.service("ldap")))
     }
 }
 

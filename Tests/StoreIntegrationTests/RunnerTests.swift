@@ -138,6 +138,33 @@ import TestKit
         #expect(try f.rows("SELECT outcome, error FROM sudosos_sync.run") == [["not_ready", "GEWISDB is not ready for syncing (sync_paused)"]])
     }
 
+    /// A killed run leaves its row open; the next run, holding the lock, closes it as a crash.
+    /// A locked run (not holding the lock) must not close the row of the run that is going on.
+    @Test func interruptedRunsAreClosedByTheNextRun() async throws {
+        let f = try StoreFixture()
+        defer { f.drop() }
+        try f.insertUser("Jan")
+        let service = PlannedService { _ in Plan(service: "test") }
+        _ = await f.runner().run(service, dryRun: false, reporter: SilentReporter())  // creates the schema
+        try f.db.sql(
+            "INSERT INTO sudosos_sync.run (service, started, dry_run) VALUES ('test', now() - interval '1 hour', false), ('other', now(), false)")
+
+        let key = AdvisoryLockKey.service("test")
+        let holder = try LockTests.LockHolder(url: f.db.url, key: key)
+        try await waitUntil("psql holds the lock") { try LockTests.lockIsHeld(f, key: key) }
+        let locked = await f.runner().run(service, dryRun: false, reporter: SilentReporter())
+        holder.release()
+        #expect(locked.summary.outcome == .locked)
+        #expect(try f.value("SELECT count(*) FROM sudosos_sync.run WHERE finished IS NULL") == "2")
+
+        let next = await f.runner().run(service, dryRun: false, reporter: SilentReporter())
+        #expect(next.summary.outcome == .success)
+        #expect(try f.rows("SELECT service, outcome FROM sudosos_sync.run WHERE started < now() - interval '30 minutes'")
+            == [["test", "crash"]])
+        // Another service's open row is not ours to close.
+        #expect(try f.rows("SELECT outcome IS NULL FROM sudosos_sync.run WHERE service = 'other'") == [["t"]])
+    }
+
     @Test func skippedCountsUsersTheGuardDidNotTarget() async throws {
         let f = try StoreFixture()
         defer { f.drop() }

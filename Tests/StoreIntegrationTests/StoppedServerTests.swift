@@ -31,8 +31,6 @@ import Glibc
                 "-u", "postgres", "--", "\(bin)/initdb", "-D", "\(directory)/data", "-U", "postgres", "--auth=trust",
                 "-E", "UTF8", "--locale=C.UTF-8",
             ])
-            // pg_ctl leaves a daemon behind; Foundation's Process does not reliably notice the
-            // end of a child whose grandchild lives on, so spawn and wait by hand.
             try spawnAndWait("/usr/sbin/runuser", [
                 "-u", "postgres", "--", "\(bin)/pg_ctl", "-D", "\(directory)/data", "-l", "\(directory)/server.log", "-w",
                 "-t", "60", "-o", "-c listen_addresses=127.0.0.1 -p \(port) -k \(directory) -c fsync=off", "start",
@@ -88,24 +86,11 @@ import Glibc
     }
 }
 
-/// Runs a program with stdin, stdout and stderr on /dev/null and waits for it (posix_spawn and
-/// waitpid), throwing when it fails.
+/// Runs a program to completion (TestKit's spawn, which also copes with pg_ctl leaving a
+/// daemon behind), throwing when it fails.
 func spawnAndWait(_ executable: String, _ arguments: [String]) throws {
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    for fd: Int32 in 0...2 {
-        posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0)
-    }
-    let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
-    defer { argv.forEach { free($0) } }
-    var pid = pid_t()
-    let spawned = posix_spawn(&pid, executable, &actions, nil, argv, environ)
-    guard spawned == 0 else { throw Unexpected("cannot start \(executable): error \(spawned)") }
-    var status: Int32 = 0
-    while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
-    // Exited normally with status 0: WIFEXITED and WEXITSTATUS written out.
-    guard status & 0x7f == 0, (status >> 8) & 0xff == 0 else {
-        throw Unexpected("\(executable) \(arguments.first ?? "") failed with wait status \(status)")
+    let result = try runChildBlocking(executable, arguments, timeout: .seconds(120))
+    guard result.status == 0, !result.signalled else {
+        throw Unexpected("\(executable) \(arguments.first ?? "") failed: \(result.stderr)")
     }
 }

@@ -52,6 +52,15 @@ final class SupervisorHarness: @unchecked Sendable {
         return seen
     }
 
+    /// The time stamp of the first log line containing `text` (the supervisor's own clock, so
+    /// a busy test machine's polling delay does not count).
+    func logTime(of text: String) -> Date? {
+        guard let line = log.split(separator: "\n").first(where: { $0.contains(text) }),
+            let stamp = line.split(separator: " ").first
+        else { return nil }
+        return try? Date(String(stamp), strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true))
+    }
+
     /// Waits for a file a test worker writes (`pid`, `env` steps) and returns its content.
     func waitForFile(_ name: String, timeout: Duration = .seconds(10)) async throws -> String {
         let p = path(name)
