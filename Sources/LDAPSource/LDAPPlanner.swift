@@ -224,17 +224,37 @@ struct LDAPPlanner {
         }
     }
 
-    /// The organ account of a shared-account group: bound, or created now.
-    private mutating func organAccount(_ key: String) -> UserRef? {
-        guard let object = directory.objects[key] else { return nil }
+    /// What a directory object is before the plan creates anything for it.
+    private enum Binding {
+        /// Unknown, without a usable GUID (rejected), or bound to an account this sync does not own.
+        case unusable
+        /// Bound to an existing account this sync owns (counted as passed).
+        case bound(UserRef)
+        /// Not bound yet: the object and its GUID.
+        case unbound(DirectoryObject, String)
+    }
+
+    private mutating func binding(of key: String) -> Binding {
+        guard let object = directory.objects[key] else { return .unusable }
         guard let guid = guidOf[key] else {
             if let problem = guidProblem[key] { reject(key, problem) }
-            return nil
+            return .unusable
         }
         if let userId = boundUser[guid] {
-            guard let user = snapshot.users[userId], Self.isTargeted(user) else { return nil }
+            guard let user = snapshot.users[userId], Self.isTargeted(user) else { return .unusable }
             passed.insert(key)
-            return .existing(userId)
+            return .bound(.existing(userId))
+        }
+        return .unbound(object, guid)
+    }
+
+    /// The organ account of a shared-account group: bound, or created now.
+    private mutating func organAccount(_ key: String) -> UserRef? {
+        let object: DirectoryObject, guid: String
+        switch binding(of: key) {
+        case .unusable: return nil
+        case .bound(let ref): return ref
+        case .unbound(let unboundObject, let unboundGUID): (object, guid) = (unboundObject, unboundGUID)
         }
         guard let name = displayName(object) else { return nil }
         passed.insert(key)
@@ -255,15 +275,11 @@ struct LDAPPlanner {
     }
 
     private mutating func resolveAccount(_ key: String) -> UserRef? {
-        guard let object = directory.objects[key] else { return nil }
-        guard let guid = guidOf[key] else {
-            if let problem = guidProblem[key] { reject(key, problem) }
-            return nil
-        }
-        if let userId = boundUser[guid] {
-            guard let user = snapshot.users[userId], Self.isTargeted(user) else { return nil }
-            passed.insert(key)
-            return .existing(userId)
+        let object: DirectoryObject, guid: String
+        switch binding(of: key) {
+        case .unusable: return nil
+        case .bound(let ref): return ref
+        case .unbound(let unboundObject, let unboundGUID): (object, guid) = (unboundObject, unboundGUID)
         }
         if serviceMembers.contains(key) {
             guard let name = displayName(object) else { return nil }
