@@ -19,56 +19,15 @@ struct PlanApplier {
     /// `"user".version` per id as the run's snapshot read it.
     let versions: [Int: Int]
 
-    /// One change of a user's own columns, with its reason.
-    private struct UserEdit {
-        var userId: Int
-        var action: ChangeAction
-        var fields: [FieldChange]
-        var reason: String
-    }
-
     func apply(_ plan: Plan) throws {
-        var creates: [(NewUser, String)] = []
-        var edits: [UserEdit] = []
-        var unbinds: [(Int, String, String)] = []
-        var binds: [(UserRef, String, String)] = []
-        var roleRemovals: [(Int, Int, String)] = []
-        var roleAdditions: [(UserRef, Int, String)] = []
-        var membershipRemovals: [(Int, Int, String)] = []
-        var membershipAdditions: [(UserRef, UserRef, Int, String)] = []
-        var notices: [(Int, String, String, String)] = []
-        for planned in plan.changes {
-            let reason = planned.reason
-            switch planned.change {
-            case .createUser(let user): creates.append((user, reason))
-            case .updateUser(let id, let fields): edits.append(UserEdit(userId: id, action: .updated, fields: fields, reason: reason))
-            case .deactivateUser(let id, let fields):
-                edits.append(UserEdit(userId: id, action: .deactivated, fields: fields, reason: reason))
-            case .deleteUser(let id, let fields):
-                edits.append(UserEdit(userId: id, action: .deleted, fields: fields, reason: reason))
-            case .bind(let user, let uuid): binds.append((user, uuid, reason))
-            case .unbind(let id, let uuid): unbinds.append((id, uuid, reason))
-            case .addRole(let user, let roleId, _): roleAdditions.append((user, roleId, reason))
-            case .removeRole(let id, let roleId, _): roleRemovals.append((id, roleId, reason))
-            case .addMembership(let user, let organ, let index): membershipAdditions.append((user, organ, index, reason))
-            case .removeMembership(let id, let organId): membershipRemovals.append((id, organId, reason))
-            case .notice(let id, let kind, let message): notices.append((id, kind, message, reason))
-            }
-        }
+        let batches = try PlanBatches(plan)
+        let newIds = try createUsers(batches.creates)
+        let resolve = PlanBatches.resolver(newIds)
+        let unbinds = batches.unbinds, binds = batches.binds, roleRemovals = batches.roleRemovals
+        let roleAdditions = batches.roleAdditions, membershipRemovals = batches.membershipRemovals
+        let membershipAdditions = batches.membershipAdditions, notices = batches.notices
 
-        let newIds = try createUsers(creates)
-        func resolve(_ ref: UserRef) throws -> Int {
-            switch ref {
-            case .existing(let id): return id
-            case .new(let n):
-                guard let id = newIds[n] else {
-                    throw SyncError.failed("the plan refers to new user #\(n), which it does not create")
-                }
-                return id
-            }
-        }
-
-        try updateUsers(edits)
+        try updateUsers(try batches.mergedEdits(), edits: batches.edits)
         try bulk(
             "unbinding", rows: unbinds,
             columns: [("int", { String($0.0) }), ("text", { $0.1 }), ("text", { $0.2 })],
@@ -170,12 +129,8 @@ struct PlanApplier {
     /// Inserts the new users (version 1) and their `member_user` rows; returns plan ref → id.
     /// The ids are reserved from the sequence first, so refs map to ids without relying on the
     /// order of RETURNING.
-    private func createUsers(_ creates: [(NewUser, String)]) throws -> [Int: Int] {
+    private func createUsers(_ creates: [(user: NewUser, reason: String)]) throws -> [Int: Int] {
         guard !creates.isEmpty else { return [:] }
-        var seen = Set<Int>()
-        for (user, _) in creates where !seen.insert(user.ref).inserted {
-            throw SyncError.failed("the plan creates new user #\(user.ref) twice")
-        }
         let reserved = try connection.query(
             #"SELECT nextval(pg_get_serial_sequence('"user"', 'id'))::int AS id FROM generate_series(1, $1::int)"#,
             [String(creates.count)], what: "reserving user ids")
@@ -227,36 +182,11 @@ struct PlanApplier {
 
     /// Updates users' own columns: one UPDATE for all of them, each row once (several changes of
     /// one user merge; each keeps its own audit row), only where the optimistic check holds.
-    private func updateUsers(_ edits: [UserEdit]) throws {
+    private func updateUsers(_ merged: PlanBatches.MergedEdits, edits: [PlanBatches.UserEdit]) throws {
         guard !edits.isEmpty else { return }
-        var order: [Int] = []
-        var expect: [Int: [String: FieldValue]] = [:]
-        var set: [Int: [String: FieldValue]] = [:]
-        for edit in edits {
-            if expect[edit.userId] == nil {
-                order.append(edit.userId)
-                expect[edit.userId] = [:]
-                set[edit.userId] = [:]
-            }
-            for change in edit.fields {
-                try Self.checkType(change.new, of: change.field, user: edit.userId)
-                try Self.checkType(change.old, of: change.field, user: edit.userId)
-                if expect[edit.userId]![change.field.rawValue] == nil && set[edit.userId]![change.field.rawValue] == nil {
-                    expect[edit.userId]![change.field.rawValue] = change.old
-                }
-                set[edit.userId]![change.field.rawValue] = change.new
-            }
-            switch edit.action {
-            case .deactivated:
-                set[edit.userId]![UserField.active.rawValue] = .flag(false)
-            case .deleted:
-                set[edit.userId]![UserField.deleted.rawValue] = .flag(true)
-                set[edit.userId]![UserField.active.rawValue] = .flag(false)
-                set[edit.userId]![UserField.canGoIntoDebt.rawValue] = .flag(false)
-            default:
-                break
-            }
-        }
+        let order = merged.order
+        let expect = merged.expect.mapValues { Dictionary(uniqueKeysWithValues: $0.map { ($0.key.rawValue, $0.value) }) }
+        let set = merged.set.mapValues { Dictionary(uniqueKeysWithValues: $0.map { ($0.key.rawValue, $0.value) }) }
         let expectJSON = try order.map { id -> String in
             var object = expect[id]!.mapValues(JSONScalar.init)
             if let version = versions[id] { object["version"] = .int(version) }
@@ -270,10 +200,7 @@ struct PlanApplier {
             #""\#(column)" = CASE WHEN t.set ? '\#(column)' THEN (t.set->>'\#(column)')::boolean ELSE u."\#(column)" END"#
         }
         let assignments = UserField.allCases.map { field -> String in
-            switch field {
-            case .firstName, .lastName, .email, .acceptedToS: return text(field.rawValue)
-            case .active, .ofAge, .deleted, .canGoIntoDebt: return flag(field.rawValue)
-            }
+            PlanBatches.isFlag(field) ? flag(field.rawValue) : text(field.rawValue)
         }.joined(separator: ",\n      ")
         let rows = try connection.query(
             """
@@ -305,24 +232,7 @@ struct PlanApplier {
             what: "updating users")
         let updated = Set(try rows.rows.map { try $0.string("k") })
         let stale = order.filter { !updated.contains(String($0)) }
-        guard stale.isEmpty else {
-            throw SyncError.failed(
-                "\(Self.list(stale.map { "user \($0)" })) changed (or vanished) since this run read it; "
-                    + "nothing was written, the next run plans again")
-        }
-    }
-
-    /// A text field must get text (and `acceptedToS` a known value), a flag a boolean.
-    private static func checkType(_ value: FieldValue, of field: UserField, user: Int) throws {
-        switch (field, value) {
-        case (.acceptedToS, .text(let v)) where TermsOfServiceStatus(rawValue: v) == nil:
-            throw SyncError.failed("the plan sets acceptedToS of user \(user) to an unknown value")
-        case (.firstName, .text), (.lastName, .text), (.email, .text), (.acceptedToS, .text),
-            (.active, .flag), (.ofAge, .flag), (.deleted, .flag), (.canGoIntoDebt, .flag):
-            return
-        default:
-            throw SyncError.failed("the plan gives \(field.rawValue) of user \(user) a value of the wrong type")
-        }
+        guard stale.isEmpty else { throw PlanBatches.staleUsers(stale) }
     }
 
     // MARK: - Relation rows
@@ -348,37 +258,6 @@ struct PlanApplier {
         let written = Set(try result.rows.map { try $0.string("k") })
         let expected = rows.map(key)
         let missing = expected.filter { !written.contains($0) }
-        guard missing.isEmpty, written.count == Set(expected).count else {
-            throw SyncError.failed(
-                "\(what): \(Self.list(missing)) no longer as this run read it; nothing was written, the next run plans again")
-        }
-    }
-
-    /// Up to five items, then a count.
-    private static func list(_ items: [String]) -> String {
-        items.count <= 5 ? items.joined(separator: ", ") : items.prefix(5).joined(separator: ", ") + " and \(items.count - 5) more"
-    }
-}
-
-/// A JSON scalar for the update statement's `expect`/`set` objects.
-private enum JSONScalar: Encodable {
-    case text(String)
-    case flag(Bool)
-    case int(Int)
-
-    init(_ value: FieldValue) {
-        switch value {
-        case .text(let s): self = .text(s)
-        case .flag(let b): self = .flag(b)
-        }
-    }
-
-    func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        switch self {
-        case .text(let s): try container.encode(s)
-        case .flag(let b): try container.encode(b)
-        case .int(let i): try container.encode(i)
-        }
+        guard missing.isEmpty, written.count == Set(expected).count else { throw PlanBatches.stale(what, missing) }
     }
 }

@@ -57,9 +57,7 @@ public final class PostgresStore: SudoSOSDatabase, @unchecked Sendable {
 
     /// Runs blocking libpq work on the store's queue.
     func onQueue<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            queue.async { continuation.resume(with: Result { try body() }) }
-        }
+        try await StoreSupport.run(on: queue, body)
     }
 
     /// Opens a new session (used for the main connection and the lock session).
@@ -83,22 +81,6 @@ public final class PostgresStore: SudoSOSDatabase, @unchecked Sendable {
         }
     }
 
-    /// Runs `body` in a transaction on `connection`: COMMIT when it returns, ROLLBACK when it
-    /// throws. Call on `queue`.
-    func inTransaction<T>(
-        _ connection: PGConnection, begin: String = "BEGIN", _ body: () throws -> T
-    ) throws -> T {
-        try connection.execute(begin, what: "starting a transaction")
-        do {
-            let value = try body()
-            try connection.execute("COMMIT", what: "committing")
-            return value
-        } catch {
-            if connection.isHealthy { try? connection.execute("ROLLBACK", what: "rolling back") }
-            throw error
-        }
-    }
-
     // MARK: - Own schema
 
     /// Creates `sudosos_sync` on first use. Call on `queue`.
@@ -117,27 +99,20 @@ public final class PostgresStore: SudoSOSDatabase, @unchecked Sendable {
     // MARK: - SudoSOSDatabase
 
     public func withServiceLock<T: Sendable>(_ service: String, _ body: () async throws -> T) async throws -> T {
-        let lock = try await ServiceLock.acquire(service: service, store: self)
-        logger.debug("holding the lock of service \(service)")
-        _ = try await onQueue { self.heldLocks.insert(service).inserted }
-        func release() async {
-            _ = try? await onQueue { self.heldLocks.remove(service) }
-            await lock.release()
-        }
-        do {
-            let value = try await body()
-            await release()
-            return value
-        } catch {
-            await release()
-            throw error
-        }
+        try await StoreSupport.holding(
+            acquire: { try await ServiceLock.acquire(service: service, store: self) },
+            held: {
+                logger.debug("holding the lock of service \(service)")
+                _ = try await onQueue { self.heldLocks.insert(service).inserted }
+            },
+            unheld: { _ = try? await onQueue { self.heldLocks.remove(service) } },
+            release: { await $0.release() }, body)
     }
 
     public func snapshot(_ request: SnapshotRequest) async throws -> Snapshot {
         try await onQueue {
             let connection = try self.mainConnection()
-            let snapshot = try SnapshotReader(connection: connection).read(request, store: self)
+            let snapshot = try SnapshotReader(session: connection).read(request)
             self.snapshotVersions = snapshot.users.mapValues(\.version)
             return snapshot
         }
@@ -148,7 +123,7 @@ public final class PostgresStore: SudoSOSDatabase, @unchecked Sendable {
             let connection = try self.mainConnection()
             try self.ensureSchema(connection)
             let versions = self.snapshotVersions
-            try self.inTransaction(connection) {
+            try connection.inTransaction {
                 try PlanApplier(connection: connection, runId: runId, versions: versions).apply(plan)
             }
         }
@@ -195,18 +170,5 @@ public final class PostgresStore: SudoSOSDatabase, @unchecked Sendable {
                 ],
                 what: "recording the end of the run")
         }
-    }
-}
-
-/// The `counts` jsonb of a `sudosos_sync.run` row.
-struct RunCounts: Encodable {
-    var entities: EntityCounts
-    var changes: [String: Int]
-    var rejected: [String: Int]
-
-    init(_ summary: RunSummary) {
-        entities = summary.entities
-        changes = summary.changes
-        rejected = summary.rejected
     }
 }
