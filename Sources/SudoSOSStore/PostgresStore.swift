@@ -81,6 +81,14 @@ public final class PostgresStore: SudoSOSDatabase, @unchecked Sendable {
         }
     }
 
+    /// Connects and returns the server's version (for `check-config --connect`).
+    public func serverVersion() async throws -> String {
+        try await onQueue {
+            let rows = try self.mainConnection().query("SHOW server_version", what: "checking the connection")
+            return try rows.rows.first?.string("server_version") ?? "unknown"
+        }
+    }
+
     // MARK: - Own schema
 
     /// Creates `sudosos_sync` on first use. Call on `queue`.

@@ -35,11 +35,12 @@ struct CheckConfigCommand: AsyncParsableCommand {
         var failures: [SyncError] = []
         let database = configuration.database
         let timeout = database.connectTimeout + .seconds(5)
-        if let error = await attempt(within: timeout, { try await DatabaseAccess.check(database, logger: logger) }) {
+        if let error = await attempt(within: timeout, {
+            let server = try await DatabaseAccess.check(database, logger: logger)
+            say("database: reachable (\(server))")
+        }) {
             failures.append(error)
             say("database: unreachable: \(error.message)")
-        } else {
-            say("database: reachable")
         }
         for name in enabled {
             let context = RunContext(logger: logger, reporter: SilentReporter(), dryRun: true)
