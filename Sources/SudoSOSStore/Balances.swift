@@ -5,13 +5,13 @@ import SyncEngine
 /// cached ones (`lastTransactionId` / `lastTransferId`, compared by `createdAt`). A purchase is
 /// `sub_transaction_row.amount × product_revision.priceInclVat` cents, taken from the buyer
 /// (`transaction.fromId`) and given to the seller (`sub_transaction.toId`); a transfer moves
-/// `amount` from `fromId` to `toId` (either may be null: deposits, payouts).
+/// `amountInclVat` from `fromId` to `toId` (either may be null: deposits, payouts).
 ///
 /// Where any of these tables is missing, every balance is `.unknown` (never guessed to be
 /// zero, so nobody is deleted on a guess).
 enum Balances {
     /// The tables the query reads.
-    static let tables = ["balance", "transaction", "sub_transaction", "sub_transaction_row", "product_revision", "transfer"]
+    static let tables = SudoSOSSchema.balanceTables
 
     /// `$1`: an int array of user ids. One row per id: `id`, `cents`.
     static let sql = #"""
@@ -42,11 +42,11 @@ enum Balances {
           WHERE st."toId" = ANY($1::int[])
             AND (c."lastTransactionDate" IS NULL OR t."createdAt" > c."lastTransactionDate")
           UNION ALL
-          SELECT tr."fromId", -tr.amount::bigint
+          SELECT tr."fromId", -tr."amountInclVat"::bigint
           FROM transfer tr LEFT JOIN cache c ON c."userId" = tr."fromId"
           WHERE tr."fromId" = ANY($1::int[]) AND (c."lastTransferDate" IS NULL OR tr."createdAt" > c."lastTransferDate")
           UNION ALL
-          SELECT tr."toId", tr.amount::bigint
+          SELECT tr."toId", tr."amountInclVat"::bigint
           FROM transfer tr LEFT JOIN cache c ON c."userId" = tr."toId"
           WHERE tr."toId" = ANY($1::int[]) AND (c."lastTransferDate" IS NULL OR tr."createdAt" > c."lastTransferDate")
         ),
