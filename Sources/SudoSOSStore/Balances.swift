@@ -12,7 +12,7 @@ import SyncEngine
 /// zero, so nobody is deleted on a guess).
 enum Balances {
     /// The tables the query reads.
-    static let tables = ["balance", "transaction", "sub_transaction", "sub_transaction_row", "product_revision", "transfer"]
+    static let tables = SudoSOSSchema.balanceTables
 
     /// One row per id of `userIds`: `id`, `cents`. The same statement on both engines.
     static func sql(_ userIds: [Int]) -> SharedSQL {

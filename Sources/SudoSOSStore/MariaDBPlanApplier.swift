@@ -25,6 +25,8 @@ struct MariaDBPlanApplier {
     let versions: [Int: Int]
     /// `JSON_OBJECT(...)` of a whole row per SudoSOS table (from the information schema).
     let rowJSON: RowJSON
+    /// The schema variant the snapshot was read in: the table and column names written.
+    let schema: SudoSOSSchema
 
     func apply(_ plan: Plan) throws {
         let batches = try PlanBatches(plan)
@@ -56,21 +58,24 @@ struct MariaDBPlanApplier {
             insert: #"("userId", "roleId", version) SELECT t.k1, t.k2, 1"#,
             match: #"a."userId" = t.k1 AND a."roleId" = t.k2"#,
             rowKey: #"JSON_OBJECT('userId', a."userId", 'roleId', a."roleId")"#)
+        let memberships = schema.membershipTable, organ = schema.membershipOrganColumn
         try remove(
-            "removing organ memberships", table: "organ_membership", action: "membership_removed",
+            "removing organ memberships", table: memberships, action: "membership_removed",
             rows: batches.membershipRemovals.map { [.int($0.userId), .int($0.organId), .text($0.reason)] },
             columns: ["k1 INT PATH '$[0]'", "k2 INT PATH '$[1]'", "r LONGTEXT PATH '$[2]'"],
-            match: #"a."userId" = t.k1 AND a."organId" = t.k2"#,
-            rowKey: #"JSON_OBJECT('userId', a."userId", 'organId', a."organId")"#, key: { "\($0[0]):\($0[1])" })
+            match: #"a."userId" = t.k1 AND a."\#(organ)" = t.k2"#,
+            rowKey: #"JSON_OBJECT('userId', a."userId", '\#(organ)', a."\#(organ)")"#, key: { "\($0[0]):\($0[1])" })
+        // Before 1761328648026 there is no index column: the index only orders the plan.
+        let index = schema.membershipHasIndex
         try add(
-            "adding organ memberships", table: "organ_membership", action: "membership_added",
+            "adding organ memberships", table: memberships, action: "membership_added",
             rows: try batches.membershipAdditions.map {
                 [.int(try resolve($0.user)), .int(try resolve($0.organ)), .int($0.index), .text($0.reason)]
             },
             columns: ["k1 INT PATH '$[0]'", "k2 INT PATH '$[1]'", "i INT PATH '$[2]'", "r LONGTEXT PATH '$[3]'"],
-            insert: #"("userId", "organId", "index", version) SELECT t.k1, t.k2, t.i, 1"#,
-            match: #"a."userId" = t.k1 AND a."organId" = t.k2"#,
-            rowKey: #"JSON_OBJECT('userId', a."userId", 'organId', a."organId")"#)
+            insert: #"("userId", "\#(organ)", \#(index ? #""index", "# : "")version) SELECT t.k1, t.k2, \#(index ? "t.i, " : "")1"#,
+            match: #"a."userId" = t.k1 AND a."\#(organ)" = t.k2"#,
+            rowKey: #"JSON_OBJECT('userId', a."userId", '\#(organ)', a."\#(organ)")"#)
         if !batches.notices.isEmpty {
             let written = try connection.query(
                 """
@@ -92,17 +97,21 @@ struct MariaDBPlanApplier {
     private func createUsers(_ creates: [(user: NewUser, reason: String)]) throws -> [Int: Int] {
         guard !creates.isEmpty else { return [:] }
         let users = creates.map(\.user)
+        // The terms-of-service column of the schema variant, as text or boolean.
+        let tos = schema.termsOfServiceColumn
         let rows: [[JSONScalar]] = users.map {
             [.text($0.firstName), .text($0.lastName), .text($0.email), .int($0.active ? 1 : 0), .int($0.ofAge ? 1 : 0),
-             .text($0.type.rawValue), .text($0.acceptedToS.rawValue), .int($0.canGoIntoDebt ? 1 : 0)]
+             .text($0.type.rawValue), Self.scalar(schema.columnValue(.text($0.acceptedToS.rawValue), of: .acceptedToS)),
+             .int($0.canGoIntoDebt ? 1 : 0)]
         }
         let inserted = try connection.query(
             """
-            INSERT INTO "user" (version, "firstName", "lastName", email, active, "ofAge", type, "acceptedToS", "canGoIntoDebt")
+            INSERT INTO "user" (version, "firstName", "lastName", email, active, "ofAge", type, "\(tos.column)", "canGoIntoDebt")
             SELECT 1, t.f, t.l, t.e, t.a, t.o, t.ty, t.tos, t.d
             FROM \(Self.jsonTable([
                 "f VARCHAR(255) PATH '$[0]'", "l VARCHAR(255) PATH '$[1]'", "e VARCHAR(255) PATH '$[2]'", "a INT PATH '$[3]'",
-                "o INT PATH '$[4]'", "ty VARCHAR(64) PATH '$[5]'", "tos VARCHAR(255) PATH '$[6]'", "d INT PATH '$[7]'",
+                "o INT PATH '$[4]'", "ty VARCHAR(64) PATH '$[5]'", tos.type == .boolean ? "tos INT PATH '$[6]'" : "tos VARCHAR(255) PATH '$[6]'",
+                "d INT PATH '$[7]'",
             ])) ORDER BY t.ord
             RETURNING id, "firstName", "lastName", email, type
             """,
@@ -120,7 +129,7 @@ struct MariaDBPlanApplier {
         let members: [[JSONScalar]] = zip(ids, users).compactMap { id, user in user.memberId.map { [.int(id), .int($0)] } }
         if !members.isEmpty {
             let written = try connection.query(
-                #"INSERT INTO member_user ("userId", "memberId") SELECT t.k1, t.m "#
+                #"INSERT INTO "\#(schema.memberTable)" ("userId", "\#(schema.memberNumberColumn)") SELECT t.k1, t.m "#
                     + "FROM \(Self.jsonTable(["k1 INT PATH '$[0]'", "m INT PATH '$[1]'"])) ORDER BY t.ord",
                 [try Self.json(members)], what: "creating member numbers")
             guard written.affected == members.count else { throw SyncError.failed("creating member numbers wrote too few rows") }
@@ -150,7 +159,9 @@ struct MariaDBPlanApplier {
     private func updateUsers(_ merged: PlanBatches.MergedEdits, edits: [PlanBatches.UserEdit]) throws {
         guard !edits.isEmpty else { return }
         let fields = UserField.allCases
-        let columns = fields.map { #""\#($0.rawValue)""# }.joined(separator: ", ")
+        let userColumns = fields.map { schema.userColumn($0) }
+        let columns = userColumns.map { #""\#($0.column)""# }.joined(separator: ", ")
+        let (expect, set) = merged.byColumn(schema)
         let current = try connection.query(
             """
             SELECT id, version, \(columns), \(rowJSON.object("user", alias: "\"user\"")) AS old_row
@@ -162,9 +173,10 @@ struct MariaDBPlanApplier {
             let id = try row.int("id")
             if let version = versions[id], try row.int("version") != version { continue }
             var same = true
-            for (field, old) in merged.expect[id] ?? [:] {
-                let value: FieldValue = PlanBatches.isFlag(field)
-                    ? .flag(try row.bool(field.rawValue)) : .text(try row.string(field.rawValue))
+            for column in userColumns {
+                guard let old = expect[id]?[column.column] else { continue }
+                let value: FieldValue = column.type == .boolean
+                    ? .flag(try row.bool(column.column)) : .text(try row.string(column.column))
                 if value != old { same = false }
             }
             if same { oldRows[id] = try row.string("old_row") }
@@ -175,16 +187,16 @@ struct MariaDBPlanApplier {
         // One row per user: for each field a presence flag and the value to set.
         var tableColumns = ["id INT PATH '$[0]'"]
         var assignments: [String] = []
-        for (i, field) in fields.enumerated() {
-            let name = field.rawValue
+        for (i, column) in userColumns.enumerated() {
+            let name = column.column
             tableColumns.append("h\(i) INT PATH '$[\(2 * i + 1)]'")
-            tableColumns.append(PlanBatches.isFlag(field) ? "v\(i) INT PATH '$[\(2 * i + 2)]'" : "v\(i) VARCHAR(255) PATH '$[\(2 * i + 2)]'")
+            tableColumns.append(column.type == .boolean ? "v\(i) INT PATH '$[\(2 * i + 2)]'" : "v\(i) VARCHAR(255) PATH '$[\(2 * i + 2)]'")
             assignments.append(#"u."\#(name)" = IF(t.h\#(i) = 1, t.v\#(i), u."\#(name)")"#)
         }
         let rows: [[JSONScalar]] = merged.order.map { id in
             var row: [JSONScalar] = [.int(id)]
-            for field in fields {
-                switch merged.set[id]?[field] {
+            for column in userColumns {
+                switch set[id]?[column.column] {
                 case .text(let s)?: row += [.int(1), .text(s)]
                 case .flag(let b)?: row += [.int(1), .int(b ? 1 : 0)]
                 case nil: row += [.int(0), .null]
@@ -265,6 +277,13 @@ struct MariaDBPlanApplier {
 
     // MARK: - Helpers
 
+    static func scalar(_ value: FieldValue) -> JSONScalar {
+        switch value {
+        case .text(let s): return .text(s)
+        case .flag(let b): return .int(b ? 1 : 0)
+        }
+    }
+
     /// `JSON_TABLE(?, '$[*]' COLUMNS (ord FOR ORDINALITY, ...)) AS t` over a JSON array of rows.
     static func jsonTable(_ columns: [String]) -> String {
         "JSON_TABLE(?, '$[*]' COLUMNS (ord FOR ORDINALITY, \(columns.joined(separator: ", ")))) AS t"
@@ -284,7 +303,7 @@ struct MariaDBPlanApplier {
 /// the information schema (so the audit keeps every column, as `to_jsonb` does on PostgreSQL,
 /// whatever migration the database is at).
 struct RowJSON: Sendable {
-    static let tables = ["user", "ldap_authenticator", "assigned_role", "organ_membership"]
+    static let tables = ["user", "ldap_authenticator", "assigned_role", "organ_membership", "member_authenticator"]
     var columns: [String: [String]]
 
     static func read(_ connection: MariaDBConnection) throws -> RowJSON {
@@ -296,9 +315,6 @@ struct RowJSON: Sendable {
             """, tables, what: "reading the columns of SudoSOS's tables")
         var columns: [String: [String]] = [:]
         for row in rows.rows { columns[try row.string("t"), default: []].append(try row.string("c")) }
-        for table in tables where columns[table] == nil {
-            throw SyncError.failed("table \(table) does not exist in this database")
-        }
         return RowJSON(columns: columns)
     }
 

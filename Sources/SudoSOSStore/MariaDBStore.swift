@@ -28,6 +28,8 @@ public final class MariaDBStore: SudoSOSDatabase, @unchecked Sendable {
     private var schemaReady = false
     private var rowJSON: RowJSON?
     private var snapshotVersions: [Int: Int] = [:]
+    /// The schema variant the last snapshot read (plans are written in it).
+    private var snapshotSchema: SudoSOSSchema = .may2026
     private var heldLocks: Set<String> = []
 
     /// A store for the configured `mariadb://` URL. Connects lazily, on the first call that needs it.
@@ -116,7 +118,14 @@ public final class MariaDBStore: SudoSOSDatabase, @unchecked Sendable {
             let connection = try self.mainConnection()
             let snapshot = try SnapshotReader(session: connection).read(request)
             self.snapshotVersions = snapshot.users.mapValues(\.version)
+            self.snapshotSchema = request.schema
             return snapshot
+        }
+    }
+
+    public func schemaFacts() async throws -> SchemaFacts {
+        try await onQueue {
+            try SchemaReader(session: self.mainConnection()).read()
         }
     }
 
@@ -126,7 +135,8 @@ public final class MariaDBStore: SudoSOSDatabase, @unchecked Sendable {
             try self.ensureSchema(connection)
             if self.rowJSON == nil { self.rowJSON = try RowJSON.read(connection) }
             let applier = MariaDBPlanApplier(
-                connection: connection, runId: runId, versions: self.snapshotVersions, rowJSON: self.rowJSON!)
+                connection: connection, runId: runId, versions: self.snapshotVersions, rowJSON: self.rowJSON!,
+                schema: self.snapshotSchema)
             try connection.inTransaction { try applier.apply(plan) }
         }
     }

@@ -18,6 +18,8 @@ struct PlanApplier {
     let runId: Int64
     /// `"user".version` per id as the run's snapshot read it.
     let versions: [Int: Int]
+    /// The schema variant the snapshot was read in: the table and column names written.
+    let schema: SudoSOSSchema
 
     func apply(_ plan: Plan) throws {
         let batches = try PlanBatches(plan)
@@ -81,18 +83,20 @@ struct PlanApplier {
                         FROM ins JOIN t ON t.c1 = ins."userId" AND t.c2 = ins."roleId" ORDER BY t.ord RETURNING 1)
                 SELECT ins."userId"::text || ':' || ins."roleId"::text AS k FROM ins
                 """)
+        let memberships = schema.membershipTable
+        let organ = schema.membershipOrganColumn
         try bulk(
             "removing organ memberships", rows: membershipRemovals,
             columns: [("int", { String($0.0) }), ("int", { String($0.1) }), ("text", { $0.2 })],
             key: { "\($0.0):\($0.1)" },
             sql: """
-                del AS (DELETE FROM organ_membership m USING t WHERE m."userId" = t.c1 AND m."organId" = t.c2 RETURNING m.*),
+                del AS (DELETE FROM "\(memberships)" m USING t WHERE m."userId" = t.c1 AND m."\(organ)" = t.c2 RETURNING m.*),
                 aud AS (INSERT INTO sudosos_sync.audit (run_id, table_name, row_key, action, old, new, reason)
-                        SELECT $1::bigint, 'organ_membership',
-                               jsonb_build_object('userId', del."userId", 'organId', del."organId"), 'membership_removed',
+                        SELECT $1::bigint, '\(memberships)',
+                               jsonb_build_object('userId', del."userId", '\(organ)', del."\(organ)"), 'membership_removed',
                                to_jsonb(del), NULL, t.c3
-                        FROM del JOIN t ON t.c1 = del."userId" AND t.c2 = del."organId" ORDER BY t.ord RETURNING 1)
-                SELECT del."userId"::text || ':' || del."organId"::text AS k FROM del
+                        FROM del JOIN t ON t.c1 = del."userId" AND t.c2 = del."\(organ)" ORDER BY t.ord RETURNING 1)
+                SELECT del."userId"::text || ':' || del."\(organ)"::text AS k FROM del
                 """)
         try bulk(
             "adding organ memberships",
@@ -101,15 +105,16 @@ struct PlanApplier {
                 ("int", { String($0.0) }), ("int", { String($0.1) }), ("int", { String($0.2) }), ("text", { $0.3 }),
             ],
             key: { "\($0.0):\($0.1)" },
+            // Before 1761328648026 there is no index column: the index only orders the plan.
             sql: """
-                ins AS (INSERT INTO organ_membership ("userId", "organId", "index", version)
-                        SELECT t.c1, t.c2, t.c3, 1 FROM t ORDER BY t.ord RETURNING *),
+                ins AS (INSERT INTO "\(memberships)" ("userId", "\(organ)", \(schema.membershipHasIndex ? #""index", "# : "")version)
+                        SELECT t.c1, t.c2, \(schema.membershipHasIndex ? "t.c3, " : "")1 FROM t ORDER BY t.ord RETURNING *),
                 aud AS (INSERT INTO sudosos_sync.audit (run_id, table_name, row_key, action, old, new, reason)
-                        SELECT $1::bigint, 'organ_membership',
-                               jsonb_build_object('userId', ins."userId", 'organId', ins."organId"), 'membership_added',
+                        SELECT $1::bigint, '\(memberships)',
+                               jsonb_build_object('userId', ins."userId", '\(organ)', ins."\(organ)"), 'membership_added',
                                NULL, to_jsonb(ins), t.c4
-                        FROM ins JOIN t ON t.c1 = ins."userId" AND t.c2 = ins."organId" ORDER BY t.ord RETURNING 1)
-                SELECT ins."userId"::text || ':' || ins."organId"::text AS k FROM ins
+                        FROM ins JOIN t ON t.c1 = ins."userId" AND t.c2 = ins."\(organ)" ORDER BY t.ord RETURNING 1)
+                SELECT ins."userId"::text || ':' || ins."\(organ)"::text AS k FROM ins
                 """)
         try bulk(
             "recording notices", rows: notices,
@@ -126,7 +131,7 @@ struct PlanApplier {
 
     // MARK: - Creates
 
-    /// Inserts the new users (version 1) and their `member_user` rows; returns plan ref → id.
+    /// Inserts the new users (version 1) and their member-number rows; returns plan ref → id.
     /// The ids are reserved from the sequence first, so refs map to ids without relying on the
     /// order of RETURNING.
     private func createUsers(_ creates: [(user: NewUser, reason: String)]) throws -> [Int: Int] {
@@ -137,19 +142,27 @@ struct PlanApplier {
         let ids = try reserved.rows.map { try $0.int("id") }
         guard ids.count == creates.count else { throw SyncError.failed("reserving user ids returned \(ids.count) ids") }
         let users = creates.map(\.0)
+        // The terms-of-service column of the schema variant, as text or boolean.
+        let tos = schema.termsOfServiceColumn
+        let tosValues = users.map { schema.columnValue(.text($0.acceptedToS.rawValue), of: .acceptedToS) }
+        let tosParameter: String
+        switch tos.type {
+        case .boolean: tosParameter = PGValue.boolArray(tosValues.map { if case .flag(let b) = $0 { b } else { true } })
+        default: tosParameter = PGValue.textArray(tosValues.map(\.description))
+        }
         let rows = try connection.query(
             """
             WITH t AS (
               SELECT * FROM unnest($2::int[], $3::text[], $4::text[], $5::text[], $6::bool[], $7::bool[], $8::text[],
-                                   $9::text[], $10::bool[], $11::int[], $12::text[])
+                                   $9::\(tos.type == .boolean ? "bool" : "text")[], $10::bool[], $11::int[], $12::text[])
                 WITH ORDINALITY AS t(id, first_name, last_name, email, active, of_age, type, tos, debt, member_id, reason, ord)
             ), ins AS (
-              INSERT INTO "user" (id, version, "firstName", "lastName", email, active, "ofAge", type, "acceptedToS",
+              INSERT INTO "user" (id, version, "firstName", "lastName", email, active, "ofAge", type, "\(tos.column)",
                                   "canGoIntoDebt")
               SELECT id, 1, first_name, last_name, email, active, of_age, type, tos, debt FROM t ORDER BY ord
               RETURNING *
             ), mu AS (
-              INSERT INTO member_user ("userId", "memberId")
+              INSERT INTO "\(schema.memberTable)" ("userId", "\(schema.memberNumberColumn)")
               SELECT id, member_id FROM t WHERE member_id IS NOT NULL ORDER BY ord
               RETURNING "userId"
             ), aud AS (
@@ -168,7 +181,7 @@ struct PlanApplier {
                 String(runId), PGValue.intArray(ids), PGValue.textArray(users.map(\.firstName)),
                 PGValue.textArray(users.map(\.lastName)), PGValue.textArray(users.map(\.email)),
                 PGValue.boolArray(users.map(\.active)), PGValue.boolArray(users.map(\.ofAge)),
-                PGValue.textArray(users.map(\.type.rawValue)), PGValue.textArray(users.map(\.acceptedToS.rawValue)),
+                PGValue.textArray(users.map(\.type.rawValue)), tosParameter,
                 PGValue.boolArray(users.map(\.canGoIntoDebt)), PGValue.intArray(users.map(\.memberId)),
                 PGValue.textArray(creates.map(\.1)),
             ],
@@ -185,8 +198,8 @@ struct PlanApplier {
     private func updateUsers(_ merged: PlanBatches.MergedEdits, edits: [PlanBatches.UserEdit]) throws {
         guard !edits.isEmpty else { return }
         let order = merged.order
-        let expect = merged.expect.mapValues { Dictionary(uniqueKeysWithValues: $0.map { ($0.key.rawValue, $0.value) }) }
-        let set = merged.set.mapValues { Dictionary(uniqueKeysWithValues: $0.map { ($0.key.rawValue, $0.value) }) }
+        // Keyed by the variant's column, in the column's type (acceptedToS or tosRequired).
+        let (expect, set) = merged.byColumn(schema)
         let expectJSON = try order.map { id -> String in
             var object = expect[id]!.mapValues(JSONScalar.init)
             if let version = versions[id] { object["version"] = .int(version) }
@@ -200,7 +213,8 @@ struct PlanApplier {
             #""\#(column)" = CASE WHEN t.set ? '\#(column)' THEN (t.set->>'\#(column)')::boolean ELSE u."\#(column)" END"#
         }
         let assignments = UserField.allCases.map { field -> String in
-            PlanBatches.isFlag(field) ? flag(field.rawValue) : text(field.rawValue)
+            let column = schema.userColumn(field)
+            return column.type == .boolean ? flag(column.column) : text(column.column)
         }.joined(separator: ",\n      ")
         let rows = try connection.query(
             """

@@ -72,6 +72,15 @@ struct PlanBatches {
         var order: [Int] = []
         var expect: [Int: [UserField: FieldValue]] = [:]
         var set: [Int: [UserField: FieldValue]] = [:]
+
+        /// `expect` and `set` keyed by `schema`'s column names, each value in its column's type
+        /// (`acceptedToS` text or `tosRequired` boolean).
+        func byColumn(_ schema: SudoSOSSchema) -> (expect: [Int: [String: FieldValue]], set: [Int: [String: FieldValue]]) {
+            func convert(_ values: [UserField: FieldValue]) -> [String: FieldValue] {
+                Dictionary(uniqueKeysWithValues: values.map { (schema.userColumn($0.key).column, schema.columnValue($0.value, of: $0.key)) })
+            }
+            return (expect.mapValues(convert), set.mapValues(convert))
+        }
     }
 
     func mergedEdits() throws -> MergedEdits {

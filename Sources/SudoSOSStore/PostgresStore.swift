@@ -27,6 +27,8 @@ public final class PostgresStore: SudoSOSDatabase, @unchecked Sendable {
     private var schemaReady = false
     /// `"user".version` of every user the last snapshot read, by id.
     private var snapshotVersions: [Int: Int] = [:]
+    /// The schema variant the last snapshot read (plans are written in it).
+    private var snapshotSchema: SudoSOSSchema = .may2026
     /// Services whose advisory lock this store holds right now.
     private var heldLocks: Set<String> = []
 
@@ -122,7 +124,14 @@ public final class PostgresStore: SudoSOSDatabase, @unchecked Sendable {
             let connection = try self.mainConnection()
             let snapshot = try SnapshotReader(session: connection).read(request)
             self.snapshotVersions = snapshot.users.mapValues(\.version)
+            self.snapshotSchema = request.schema
             return snapshot
+        }
+    }
+
+    public func schemaFacts() async throws -> SchemaFacts {
+        try await onQueue {
+            try SchemaReader(session: self.mainConnection()).read()
         }
     }
 
@@ -131,8 +140,9 @@ public final class PostgresStore: SudoSOSDatabase, @unchecked Sendable {
             let connection = try self.mainConnection()
             try self.ensureSchema(connection)
             let versions = self.snapshotVersions
+            let schema = self.snapshotSchema
             try connection.inTransaction {
-                try PlanApplier(connection: connection, runId: runId, versions: versions).apply(plan)
+                try PlanApplier(connection: connection, runId: runId, versions: versions, schema: schema).apply(plan)
             }
         }
     }

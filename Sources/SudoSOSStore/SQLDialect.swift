@@ -28,6 +28,22 @@ enum SQLDialect: String, Sendable {
         }
     }
 
+    /// The schema (PostgreSQL) or database (MariaDB) the session works in.
+    var currentSchema: String {
+        switch self {
+        case .postgres: return "current_schema()"
+        case .mariadb: return "DATABASE()"
+        }
+    }
+
+    /// `expression` as plain text (PostgreSQL's information schema has its own string types).
+    func text(_ expression: String) -> String {
+        switch self {
+        case .postgres: return "\(expression)::text"
+        case .mariadb: return expression
+        }
+    }
+
     /// Whether every table in `names` exists (one row, boolean column `ok`).
     func tablesPresent(_ names: [String]) -> (sql: String, parameters: [String?]) {
         switch self {
@@ -70,6 +86,8 @@ struct SharedSQL: ExpressibleByStringInterpolation, Sendable {
         mutating func appendInterpolation(ints: [Int]) { segments.append(.ints(ints)) }
         /// A bound list of texts as a one-column derived table `v`.
         mutating func appendInterpolation(texts: [String]) { segments.append(.texts(texts)) }
+        /// Literal SQL text decided by the dialect (`SQLDialect.text`, `currentSchema`).
+        mutating func appendInterpolation(raw text: String) { segments.append(.text(text)) }
         /// `expression` as a 64-bit signed integer.
         mutating func appendInterpolation(bigint expression: String) { segments.append(.bigint(expression)) }
     }

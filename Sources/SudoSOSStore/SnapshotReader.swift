@@ -12,16 +12,26 @@ struct SnapshotReader {
     func read(_ request: SnapshotRequest) throws -> Snapshot {
         try session.inTransaction(begin: session.dialect.beginSnapshot) {
             var snapshot = Snapshot()
-            snapshot.users = try users(of: request.userTypes)
+            let schema = request.schema
+            snapshot.users = try users(of: request.userTypes, schema: schema)
             snapshot.ldapBindings = try pairs(
                 #"SELECT "userId" AS k, lower("UUID") AS v FROM ldap_authenticator"#, what: "reading ldap_authenticator"
             ) { try ($0.int("k"), $0.string("v")) }
             snapshot.memberNumbers = try pairs(
-                #"SELECT "userId" AS k, "memberId" AS v FROM member_user"#, what: "reading member_user"
+                #"SELECT "userId" AS k, "\#(schema.memberNumberColumn)" AS v FROM "\#(schema.memberTable)""#,
+                what: "reading \(schema.memberTable)"
             ) { try ($0.int("k"), $0.int("v")) }
+            // Without an `index` column (before 1761328648026) the index is the one that
+            // migration assigns: the position of the member within the organ, by user id.
+            let index = schema.membershipHasIndex
+                ? #""index""#
+                : #"(ROW_NUMBER() OVER (PARTITION BY "\#(schema.membershipOrganColumn)" ORDER BY "userId") - 1)"#
             snapshot.organMemberships = try session.query(
-                #"SELECT "userId", "organId", "index" FROM organ_membership ORDER BY "organId", "index", "userId""#,
-                what: "reading organ_membership"
+                #"""
+                SELECT "userId", "\#(schema.membershipOrganColumn)" AS "organId", \#(index) AS "index"
+                FROM "\#(schema.membershipTable)" ORDER BY 2, 3, 1
+                """#, [],
+                what: "reading \(schema.membershipTable)"
             ).rows.map { try OrganMembership(userId: $0.int("userId"), organId: $0.int("organId"), index: $0.int("index")) }
             snapshot.roles = try session.query(
                 #"SELECT id, name FROM role ORDER BY id"#, what: "reading role"
@@ -39,10 +49,11 @@ struct SnapshotReader {
         }
     }
 
-    private func users(of types: Set<UserType>) throws -> [Int: User] {
+    private func users(of types: Set<UserType>, schema: SudoSOSSchema) throws -> [Int: User] {
+        let tos = schema.termsOfServiceColumn.column
         let rows = try session.query(
             """
-            SELECT id, version, "firstName", "lastName", active, "ofAge", email, deleted, type, "acceptedToS",
+            SELECT id, version, "firstName", "lastName", active, "ofAge", email, deleted, type, "\(raw: tos)",
                    "canGoIntoDebt"
             FROM "user" WHERE type IN (SELECT v FROM \(texts: types.map(\.rawValue).sorted()) AS l)
             """, what: "reading users")
@@ -53,7 +64,9 @@ struct SnapshotReader {
                 id: row.int("id"), version: row.int("version"), firstName: row.string("firstName"),
                 lastName: row.string("lastName"), active: row.bool("active"), ofAge: row.bool("ofAge"),
                 email: row.string("email"), deleted: row.bool("deleted"), type: row.enumeration("type", as: UserType.self),
-                acceptedToS: row.enumeration("acceptedToS", as: TermsOfServiceStatus.self),
+                acceptedToS: schema.termsOfService == .tosRequired
+                    ? SudoSOSSchema.termsOfService(tosRequired: row.bool(tos))
+                    : row.enumeration(tos, as: TermsOfServiceStatus.self),
                 canGoIntoDebt: row.bool("canGoIntoDebt"))
             users[user.id] = user
         }

@@ -7,7 +7,13 @@ public protocol SudoSOSDatabase: Sendable {
     /// Throws `SyncError.locked` at once if another session holds it.
     func withServiceLock<T: Sendable>(_ service: String, _ body: () async throws -> T) async throws -> T
 
-    /// Reads the rows a run needs (a constant number of queries).
+    /// What the database's schema is: the columns (with their `information_schema` data types)
+    /// of the tables in `SudoSOSSchema.tablesOfInterest` that exist, and TypeORM's `migrations`
+    /// rows (nil without that table). Reads only; the runner calls it before every snapshot.
+    func schemaFacts() async throws -> SchemaFacts
+
+    /// Reads the rows a run needs (a constant number of queries), in the tables and columns of
+    /// `request.schema`; `apply` then writes in that same variant.
     func snapshot(_ request: SnapshotRequest) async throws -> Snapshot
 
     /// Applies `plan` in one transaction: only the rows that change, TypeORM's version and
