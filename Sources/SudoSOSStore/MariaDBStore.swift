@@ -63,6 +63,11 @@ public final class MariaDBStore: SudoSOSDatabase, @unchecked Sendable {
     /// Statements sent to the server so far (all connections of this store).
     public var roundTrips: Int { counter.value }
 
+    /// The `GET_LOCK()` name of `service`'s lock on `database` (to see who holds it).
+    public static func lockName(service: String, database: String) -> String {
+        MariaDBServiceLock.name(service: service, database: database)
+    }
+
     // MARK: - Queue and connections
 
     func onQueue<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {

@@ -33,7 +33,12 @@ start)
       client "$template" <"$f"
     done
   done
+  # MariaDB has no template databases: each test loads this dump of the template (TestKit).
+  mariadb-dump --no-defaults --socket="$dir/mysqld.sock" -uroot --skip-comments --skip-dump-date \
+    sudosos_template >"$dir/template.sql"
+  chmod 644 "$dir/template.sql"
   echo "SUDOSOS_TEST_MARIADB_URL=mariadb://root@127.0.0.1:$port/mysql"
+  echo "SUDOSOS_TEST_MARIADB_DUMP=$dir/template.sql"
   echo "SUDOSOS_TEST_MARIADB_PORT=$port"
   echo "SUDOSOS_TEST_MARIADB_SOCKET=$dir/mysqld.sock"
   echo "SUDOSOS_TEST_MARIADB_TEMPLATE=sudosos_template"
