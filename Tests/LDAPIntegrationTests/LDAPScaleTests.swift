@@ -59,19 +59,19 @@ struct ScaleFigure: CustomStringConvertible {
         var figure = ScaleFigure(people: count)
         let started = ContinuousClock.now
         let first = SearchCounter()
-        var trips = f.store.roundTrips
+        var trips = f.roundTrips
         let r1 = await f.run(settings, reporter: first)
         guard r1.exitCode == .success else { throw LDAPToolFailed(output: r1.summary.error ?? "first run failed") }
-        figure.firstRoundTrips = f.store.roundTrips - trips
+        figure.firstRoundTrips = f.roundTrips - trips
         figure.firstSearches = first.searches
         figure.firstRequests = first.requests
         figure.created = r1.plan?.count(.created) ?? 0
 
         let second = SearchCounter()
-        trips = f.store.roundTrips
+        trips = f.roundTrips
         let r2 = await f.run(settings, reporter: second)
         guard r2.exitCode == .success else { throw LDAPToolFailed(output: r2.summary.error ?? "second run failed") }
-        figure.secondRoundTrips = f.store.roundTrips - trips
+        figure.secondRoundTrips = f.roundTrips - trips
         figure.secondSearches = second.searches
         figure.secondRequests = second.requests
         figure.secondChanges = r2.plan?.changes.count ?? -1
