@@ -112,6 +112,26 @@ public struct TemporaryDatabase: Sendable {
     public func drop() {
         _ = try? psql(serverURL, "DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
     }
+
+    /// What SudoSOS's foreign keys need before purchases can be recorded: a VAT group and a
+    /// category (id 1), product `productId` owned by `owner` with one revision per price
+    /// (revisions 1, 2, ...; cents), and container 1 with revision 1. Purchases then go in as
+    /// `sub_transaction` ("containerContainerId", "containerRevision") = (1, 1).
+    public func insertCatalog(owner: Int, productId: Int, prices: [Int]) throws {
+        let revisions = prices.enumerated().map { n, price in
+            "(1, \(productId), \(n + 1), 'Product \(productId)', \(price), 0, 1, 1)"
+        }.joined(separator: ", ")
+        try sql(
+            #"""
+            INSERT INTO vat_group (version, id, name, percentage) VALUES (1, 1, 'Hoog', 21) ON CONFLICT DO NOTHING;
+            INSERT INTO product_category (version, id, name) VALUES (1, 1, 'Drinks') ON CONFLICT DO NOTHING;
+            INSERT INTO product (version, id, "ownerId") VALUES (1, \#(productId), \#(owner));
+            INSERT INTO product_revision (version, "productId", revision, name, "priceInclVat", "alcoholPercentage", "vatId", "categoryId")
+              VALUES \#(revisions);
+            INSERT INTO container (version, id, "ownerId") VALUES (1, 1, \#(owner)) ON CONFLICT DO NOTHING;
+            INSERT INTO container_revision (version, "containerId", revision, name) VALUES (1, 1, 1, 'Fridge') ON CONFLICT DO NOTHING;
+            """#)
+    }
 }
 
 @discardableResult

@@ -43,7 +43,7 @@ import TestKit
         #expect(try f.rows("SELECT service, outcome, dry_run, finished IS NOT NULL, counts->'changes'->>'created', error IS NULL FROM sudosos_sync.run")
             == [["test", "success", "f", "t", "1", "t"]])
         #expect(try f.value("SELECT count(*) FROM sudosos_sync.audit a JOIN sudosos_sync.run r ON r.id = a.run_id") == "2")
-        #expect(reporter.phases == ["lock", "prepare", "snapshot", "fetch", "plan", "validate", "apply", "record"])
+        #expect(reporter.phases == ["lock", "schema", "prepare", "snapshot", "fetch", "plan", "validate", "apply", "record"])
     }
 
     @Test func aDryRunWritesNothingToSudoSOS() async throws {
