@@ -85,6 +85,27 @@ public func runProcess(
     try runChildBlocking(executable, arguments, environment: environment, stdin: stdin)
 }
 
+/// Which of the fixtures' SudoSOS schemas a test database has (fixtures/sql/README.md).
+public enum SudoSOSTestSchema: String, Sendable, CaseIterable, CustomStringConvertible {
+    /// The squashed initial migration 1743601882766.
+    case oldest
+    /// Every migration to May 2026 (1778769232000).
+    case `default`
+    /// The newest migration known (1785401380818): `tosRequired`, `productSelfService`.
+    case newest
+
+    /// The harness variable naming the PostgreSQL template of this schema.
+    public var templateVariable: String {
+        switch self {
+        case .oldest: return "SUDOSOS_TEST_PG_TEMPLATE_OLDEST"
+        case .default: return "SUDOSOS_TEST_PG_TEMPLATE"
+        case .newest: return "SUDOSOS_TEST_PG_TEMPLATE_NEWEST"
+        }
+    }
+
+    public var description: String { rawValue }
+}
+
 /// A database of its own for one test, cloned from the template the harness loaded with the
 /// SudoSOS tables. Drop it when done (`drop()`); leftovers vanish with the throwaway server.
 public struct TemporaryDatabase: Sendable {
@@ -93,9 +114,9 @@ public struct TemporaryDatabase: Sendable {
     public let name: String
     private let serverURL: String
 
-    public static func create() throws -> TemporaryDatabase {
+    public static func create(schema: SudoSOSTestSchema = .default) throws -> TemporaryDatabase {
         let server = try TestEnvironment.require("SUDOSOS_TEST_PG_URL")
-        let template = try TestEnvironment.require("SUDOSOS_TEST_PG_TEMPLATE")
+        let template = try TestEnvironment.require(schema.templateVariable)
         let name = "t_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(20)
         try psql(server, "CREATE DATABASE \(name) TEMPLATE \(template)")
         guard let slash = server.lastIndex(of: "/") else { throw TestEnvironment.Missing(key: "SUDOSOS_TEST_PG_URL") }
