@@ -85,27 +85,6 @@ public func runProcess(
     try runChildBlocking(executable, arguments, environment: environment, stdin: stdin)
 }
 
-/// Which of the fixtures' SudoSOS schemas a test database has (fixtures/sql/README.md).
-public enum SudoSOSTestSchema: String, Sendable, CaseIterable, CustomStringConvertible {
-    /// The squashed initial migration 1743601882766.
-    case oldest
-    /// Every migration to May 2026 (1778769232000).
-    case `default`
-    /// The newest migration known (1785401380818): `tosRequired`, `productSelfService`.
-    case newest
-
-    /// The harness variable naming the PostgreSQL template of this schema.
-    public var templateVariable: String {
-        switch self {
-        case .oldest: return "SUDOSOS_TEST_PG_TEMPLATE_OLDEST"
-        case .default: return "SUDOSOS_TEST_PG_TEMPLATE"
-        case .newest: return "SUDOSOS_TEST_PG_TEMPLATE_NEWEST"
-        }
-    }
-
-    public var description: String { rawValue }
-}
-
 /// A database of its own for one test, cloned from the template the harness loaded with the
 /// SudoSOS tables. Drop it when done (`drop()`); leftovers vanish with the throwaway server.
 public struct TemporaryDatabase: Sendable {
@@ -116,7 +95,7 @@ public struct TemporaryDatabase: Sendable {
 
     public static func create(schema: SudoSOSTestSchema = .default) throws -> TemporaryDatabase {
         let server = try TestEnvironment.require("SUDOSOS_TEST_PG_URL")
-        let template = try TestEnvironment.require(schema.templateVariable)
+        let template = try TestEnvironment.require("SUDOSOS_TEST_PG_TEMPLATE" + schema.variableSuffix)
         let name = "t_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(20)
         try psql(server, "CREATE DATABASE \(name) TEMPLATE \(template)")
         guard let slash = server.lastIndex(of: "/") else { throw TestEnvironment.Missing(key: "SUDOSOS_TEST_PG_URL") }
@@ -132,26 +111,6 @@ public struct TemporaryDatabase: Sendable {
 
     public func drop() {
         _ = try? psql(serverURL, "DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
-    }
-
-    /// What SudoSOS's foreign keys need before purchases can be recorded: a VAT group and a
-    /// category (id 1), product `productId` owned by `owner` with one revision per price
-    /// (revisions 1, 2, ...; cents), and container 1 with revision 1. Purchases then go in as
-    /// `sub_transaction` ("containerContainerId", "containerRevision") = (1, 1).
-    public func insertCatalog(owner: Int, productId: Int, prices: [Int]) throws {
-        let revisions = prices.enumerated().map { n, price in
-            "(1, \(productId), \(n + 1), 'Product \(productId)', \(price), 0, 1, 1)"
-        }.joined(separator: ", ")
-        try sql(
-            #"""
-            INSERT INTO vat_group (version, id, name, percentage) VALUES (1, 1, 'Hoog', 21) ON CONFLICT DO NOTHING;
-            INSERT INTO product_category (version, id, name) VALUES (1, 1, 'Drinks') ON CONFLICT DO NOTHING;
-            INSERT INTO product (version, id, "ownerId") VALUES (1, \#(productId), \#(owner));
-            INSERT INTO product_revision (version, "productId", revision, name, "priceInclVat", "alcoholPercentage", "vatId", "categoryId")
-              VALUES \#(revisions);
-            INSERT INTO container (version, id, "ownerId") VALUES (1, 1, \#(owner)) ON CONFLICT DO NOTHING;
-            INSERT INTO container_revision (version, "containerId", revision, name) VALUES (1, 1, 1, 'Fridge') ON CONFLICT DO NOTHING;
-            """#)
     }
 }
 

@@ -126,6 +126,21 @@ import Testing
         #expect(second.status == 0, "\(second.stderr)")
         #expect(second.stderr.contains("changes: none"), "\(second.stderr)")
         #expect(try Self.state(db, names) == settled)
+
+        // The backend marked an organ as needing the terms of service: the run puts it back,
+        // in the schema's own column, past the optimistic check of the value it read.
+        let board = try db.sql(#"SELECT id FROM "user" WHERE "firstName" = 'Bestuur'"#)
+        let version = try db.sql(#"SELECT version FROM "user" WHERE id = \#(board)"#)
+        try db.sql(names.tosRequired
+            ? #"UPDATE "user" SET "tosRequired" = true WHERE id = \#(board)"#
+            : #"UPDATE "user" SET "acceptedToS" = 'ACCEPTED' WHERE id = \#(board)"#)
+        let third = try Self.once(db)
+        #expect(third.status == 0, "\(third.stderr)")
+        #expect(try db.sql(#"SELECT version FROM "user" WHERE id = \#(board)"#) == String(Int(version)! + 1))
+        #expect(try db.sql(names.tosRequired
+            ? #"SELECT "tosRequired" FROM "user" WHERE id = \#(board)"#
+            : #"SELECT "acceptedToS" FROM "user" WHERE id = \#(board)"#) == (names.tosRequired ? "f" : "NOT_REQUIRED"))
+        #expect(try db.sql("SELECT count(*) FROM sudosos_sync.audit WHERE action = 'updated'") == "1")
     }
 
     /// A needed column is gone (here `user.canGoIntoDebt` on the newest schema): one line naming
