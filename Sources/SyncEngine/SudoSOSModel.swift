@@ -2,7 +2,8 @@ import Foundation
 
 /// The SudoSOS rows the sync services read, as plain values.
 ///
-/// Column names follow SudoSOS's TypeORM entities (camelCase, see docs/sudosos-schema.md).
+/// Column names follow SudoSOS's TypeORM entities (camelCase; the schema versions and their
+/// names: docs/database.md, fixtures/sql/README.md).
 
 /// `user.type` in SudoSOS.
 public enum UserType: String, Sendable, Codable, CaseIterable, Hashable {

@@ -83,30 +83,31 @@ public struct SudoSOSSchema: Sendable, Hashable, Codable {
     public static func variant(migrations: [MigrationRecord]) -> SudoSOSSchema {
         let ran = Set(migrations.map(\.timestamp))
         func has(_ boundary: Boundary) -> Bool { ran.contains(boundary.rawValue) }
-        let organs = has(.organMembership)
-        let members = has(.memberUser)
         return SudoSOSSchema(
-            membershipTable: organs ? "organ_membership" : "member_authenticator",
-            membershipOrganColumn: organs ? "organId" : "authenticateAsId",
-            membershipHasIndex: organs && has(.organMembershipIndex),
-            memberTable: members ? "member_user" : "gewis_user",
-            memberNumberColumn: members ? "memberId" : "gewisId",
-            termsOfService: has(.tosRequired) ? .tosRequired : .acceptedToS)
+            organMembership: has(.organMembership), index: has(.organMembershipIndex), memberUser: has(.memberUser),
+            tosRequired: has(.tosRequired))
     }
 
     /// The variant the columns imply, for a database without TypeORM's `migrations` table
     /// (a SudoSOS schema created by other means): whichever names exist.
     public static func variant(columns: [String: [String: String]]) -> SudoSOSSchema {
-        let organs = columns["member_authenticator"] == nil || columns["organ_membership"] != nil
-        let members = columns["gewis_user"] == nil || columns["member_user"] != nil
         let user = columns["user"] ?? [:]
         return SudoSOSSchema(
-            membershipTable: organs ? "organ_membership" : "member_authenticator",
-            membershipOrganColumn: organs ? "organId" : "authenticateAsId",
-            membershipHasIndex: organs && columns["organ_membership"]?["index"] != nil,
-            memberTable: members ? "member_user" : "gewis_user",
-            memberNumberColumn: members ? "memberId" : "gewisId",
-            termsOfService: user["tosRequired"] != nil && user["acceptedToS"] == nil ? .tosRequired : .acceptedToS)
+            organMembership: columns["member_authenticator"] == nil || columns["organ_membership"] != nil,
+            index: columns["organ_membership"]?["index"] != nil,
+            memberUser: columns["gewis_user"] == nil || columns["member_user"] != nil,
+            tosRequired: user["tosRequired"] != nil && user["acceptedToS"] == nil)
+    }
+
+    /// The variant after (or before) each boundary migration.
+    init(organMembership: Bool, index: Bool, memberUser: Bool, tosRequired: Bool) {
+        self.init(
+            membershipTable: organMembership ? "organ_membership" : "member_authenticator",
+            membershipOrganColumn: organMembership ? "organId" : "authenticateAsId",
+            membershipHasIndex: organMembership && index,
+            memberTable: memberUser ? "member_user" : "gewis_user",
+            memberNumberColumn: memberUser ? "memberId" : "gewisId",
+            termsOfService: tosRequired ? .tosRequired : .acceptedToS)
     }
 
     /// Every table any variant may read or write (what the store asks the information schema about).

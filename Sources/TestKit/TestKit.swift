@@ -112,18 +112,18 @@ public struct TemporaryDatabase: Sendable {
     public let name: String
     private let serverURL: String
 
-    public static func create(_ engine: Engine = .postgres) throws -> TemporaryDatabase {
+    public static func create(_ engine: Engine = .postgres, schema: SudoSOSTestSchema = .default) throws -> TemporaryDatabase {
         let name = "t_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(20)
         switch engine {
         case .postgres:
             let server = try TestEnvironment.require("SUDOSOS_TEST_PG_URL")
-            let template = try TestEnvironment.require("SUDOSOS_TEST_PG_TEMPLATE")
+            let template = try TestEnvironment.require("SUDOSOS_TEST_PG_TEMPLATE" + schema.variableSuffix)
             try psql(server, "CREATE DATABASE \(name) TEMPLATE \(template)")
             guard let slash = server.lastIndex(of: "/") else { throw TestEnvironment.Missing(key: "SUDOSOS_TEST_PG_URL") }
             return TemporaryDatabase(engine: engine, url: server[..<slash] + "/" + name, name: String(name), serverURL: server)
         case .mariadb:
             let server = try TestEnvironment.require("SUDOSOS_TEST_MARIADB_URL")
-            let dump = try TestEnvironment.require("SUDOSOS_TEST_MARIADB_DUMP")
+            let dump = try TestEnvironment.require("SUDOSOS_TEST_MARIADB_DUMP" + schema.variableSuffix)
             guard let slash = server.lastIndex(of: "/") else { throw TestEnvironment.Missing(key: "SUDOSOS_TEST_MARIADB_URL") }
             let database = TemporaryDatabase(engine: engine, url: server[..<slash] + "/" + name, name: String(name), serverURL: server)
             try mariadb(server, "CREATE DATABASE \(name) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")

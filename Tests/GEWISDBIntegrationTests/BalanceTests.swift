@@ -16,12 +16,12 @@ import TestKit
             Int(try db.sql(#"INSERT INTO "user" (version, "firstName", type) VALUES (1, '\#(name)', 'MEMBER') RETURNING id"#))!
         }
         let nothing = try user("Nothing"), buyer = try user("Buyer"), seller = try user("Seller"), mover = try user("Mover")
-        try db.sql(#"INSERT INTO product_revision (version, "productId", revision, name, "priceInclVat") VALUES (1, 7, 1, 'Cola', 100), (1, 7, 2, 'Cola', 250)"#)
+        try db.insertCatalog(owner: seller, productId: 7, prices: [100, 250])
         func purchase(_ at: String, revision: Int, amount: Int) throws -> Int {
             let t = try db.sql(
                 #"INSERT INTO "transaction" (version, "createdAt", "fromId", "createdById") VALUES (1, '\#(at)', \#(buyer), \#(buyer)) RETURNING id"#)
             let st = try db.sql(
-                #"INSERT INTO sub_transaction (version, "toId", "transactionId") VALUES (1, \#(seller), \#(t)) RETURNING id"#)
+                #"INSERT INTO sub_transaction (version, "toId", "containerContainerId", "containerRevision", "transactionId") VALUES (1, \#(seller), 1, 1, \#(t)) RETURNING id"#)
             try db.sql(
                 #"INSERT INTO sub_transaction_row (version, "productProductId", "productRevision", amount, "subTransactionId") VALUES (1, 7, \#(revision), \#(amount), \#(st))"#)
             return Int(t)!
@@ -32,8 +32,8 @@ import TestKit
         _ = try purchase("2026-03-10", revision: 2, amount: 2)
         try db.sql(#"INSERT INTO balance (version, "userId", amount, "lastTransactionId") VALUES (1, \#(buyer), 300, \#(january))"#)
         // Mover: 10.00 deposited (no sender), 1.00 paid out (no receiver).
-        try db.sql(#"INSERT INTO transfer (version, "toId", amount) VALUES (1, \#(mover), 1000)"#)
-        try db.sql(#"INSERT INTO transfer (version, "fromId", amount) VALUES (1, \#(mover), 100)"#)
+        try db.sql(#"INSERT INTO transfer (version, "toId", "amountInclVat") VALUES (1, \#(mover), 1000)"#)
+        try db.sql(#"INSERT INTO transfer (version, "fromId", "amountInclVat") VALUES (1, \#(mover), 100)"#)
 
         let store = PostgresStore(url: db.url, connectTimeout: .seconds(5), logger: Logger(label: "test.store"))
         let snapshot = try await store.snapshot(SnapshotRequest(userTypes: [.member], includeBalances: true))

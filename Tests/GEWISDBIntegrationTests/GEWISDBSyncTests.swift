@@ -53,20 +53,20 @@ struct SyncFixture {
         // A seller, a product at 2.50, and the balances.
         let organ = try db.sql(
             #"INSERT INTO "user" (version, "firstName", type, active) VALUES (1, 'Bar', 'ORGAN', true) RETURNING id"#)
-        try db.sql(#"INSERT INTO product_revision (version, "productId", revision, name, "priceInclVat") VALUES (1, 1, 1, 'Beer', 250)"#)
+        try db.insertCatalog(owner: Int(organ)!, productId: 1, prices: [250])
         let bram = users[8002]!, cees = users[8003]!, jan = users[8010]!
         // Bram: 10.00 deposited and cached, then four beers bought after the cache: 0.
         let deposit = try db.sql(
-            #"INSERT INTO transfer (version, "createdAt", "toId", amount) VALUES (1, '2026-01-01', \#(bram), 1000) RETURNING id"#)
+            #"INSERT INTO transfer (version, "createdAt", "toId", "amountInclVat") VALUES (1, '2026-01-01', \#(bram), 1000) RETURNING id"#)
         try db.sql(#"INSERT INTO balance (version, "userId", amount, "lastTransferId") VALUES (1, \#(bram), 1000, \#(deposit))"#)
         let purchase = try db.sql(
             #"INSERT INTO "transaction" (version, "createdAt", "fromId", "createdById") VALUES (1, '2026-02-01', \#(bram), \#(bram)) RETURNING id"#)
         let sub = try db.sql(
-            #"INSERT INTO sub_transaction (version, "toId", "transactionId") VALUES (1, \#(organ), \#(purchase)) RETURNING id"#)
+            #"INSERT INTO sub_transaction (version, "toId", "containerContainerId", "containerRevision", "transactionId") VALUES (1, \#(organ), 1, 1, \#(purchase)) RETURNING id"#)
         try db.sql(
             #"INSERT INTO sub_transaction_row (version, "productProductId", "productRevision", amount, "subTransactionId") VALUES (1, 1, 1, 4, \#(sub))"#)
         // Cees: 5.00 deposited, no cache.
-        try db.sql(#"INSERT INTO transfer (version, "toId", amount) VALUES (1, \#(cees), 500)"#)
+        try db.sql(#"INSERT INTO transfer (version, "toId", "amountInclVat") VALUES (1, \#(cees), 500)"#)
         // Jan: a cached debt of 2.50.
         try db.sql(#"INSERT INTO balance (version, "userId", amount) VALUES (1, \#(jan), -250)"#)
     }

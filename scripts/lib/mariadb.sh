@@ -33,12 +33,15 @@ start)
       client "$template" <"$f"
     done
   done
-  # MariaDB has no template databases: each test loads this dump of the template (TestKit).
-  mariadb-dump --no-defaults --socket="$dir/mysqld.sock" -uroot --skip-comments --skip-dump-date \
-    sudosos_template >"$dir/template.sql"
-  chmod 644 "$dir/template.sql"
+  # MariaDB has no template databases: each test loads a dump of its template (TestKit).
+  for t in sudosos_template sudosos_template_oldest sudosos_template_newest; do
+    mariadb-dump --no-defaults --socket="$dir/mysqld.sock" -uroot --skip-comments --skip-dump-date "$t" >"$dir/$t.sql"
+    chmod 644 "$dir/$t.sql"
+  done
   echo "SUDOSOS_TEST_MARIADB_URL=mariadb://root@127.0.0.1:$port/mysql"
-  echo "SUDOSOS_TEST_MARIADB_DUMP=$dir/template.sql"
+  echo "SUDOSOS_TEST_MARIADB_DUMP=$dir/sudosos_template.sql"
+  echo "SUDOSOS_TEST_MARIADB_DUMP_OLDEST=$dir/sudosos_template_oldest.sql"
+  echo "SUDOSOS_TEST_MARIADB_DUMP_NEWEST=$dir/sudosos_template_newest.sql"
   echo "SUDOSOS_TEST_MARIADB_PORT=$port"
   echo "SUDOSOS_TEST_MARIADB_SOCKET=$dir/mysqld.sock"
   echo "SUDOSOS_TEST_MARIADB_TEMPLATE=sudosos_template"
