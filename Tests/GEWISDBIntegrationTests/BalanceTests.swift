@@ -7,10 +7,10 @@ import SyncEngine
 import TestKit
 
 /// The balances the store reads for the gewisdb service, computed as SudoSOS's BalanceService
-/// does: cache plus newer transactions and transfers, buyer and seller side.
+/// does: cache plus newer transactions and transfers, buyer and seller side, on both engines.
 @Suite struct BalanceTests {
-    @Test func cachePlusNewerTransactionsAndTransfers() async throws {
-        let db = try TemporaryDatabase.create()
+    @Test(arguments: Engine.allCases) func cachePlusNewerTransactionsAndTransfers(_ engine: Engine) async throws {
+        let db = try TemporaryDatabase.create(engine)
         defer { db.drop() }
         func user(_ name: String) throws -> Int {
             Int(try db.sql(#"INSERT INTO "user" (version, "firstName", type) VALUES (1, '\#(name)', 'MEMBER') RETURNING id"#))!
@@ -35,7 +35,9 @@ import TestKit
         try db.sql(#"INSERT INTO transfer (version, "toId", "amountInclVat") VALUES (1, \#(mover), 1000)"#)
         try db.sql(#"INSERT INTO transfer (version, "fromId", "amountInclVat") VALUES (1, \#(mover), 100)"#)
 
-        let store = PostgresStore(url: db.url, connectTimeout: .seconds(5), logger: Logger(label: "test.store"))
+        let store: any SudoSOSDatabase = engine == .postgres
+            ? PostgresStore(url: db.url, connectTimeout: .seconds(5), logger: Logger(label: "test.store"))
+            : try MariaDBStore(url: db.url, connectTimeout: .seconds(5))
         let snapshot = try await store.snapshot(SnapshotRequest(userTypes: [.member], includeBalances: true))
         #expect(snapshot.balance(of: nothing) == .cents(0))
         #expect(snapshot.balance(of: buyer) == .cents(-200))
@@ -43,12 +45,14 @@ import TestKit
         #expect(snapshot.balance(of: mover) == .cents(900))
     }
 
-    @Test func missingTablesMakeEveryBalanceUnknown() async throws {
-        let db = try TemporaryDatabase.create()
+    @Test(arguments: Engine.allCases) func missingTablesMakeEveryBalanceUnknown(_ engine: Engine) async throws {
+        let db = try TemporaryDatabase.create(engine)
         defer { db.drop() }
         let id = Int(try db.sql(#"INSERT INTO "user" (version, "firstName", type) VALUES (1, 'A', 'MEMBER') RETURNING id"#))!
-        try db.sql("DROP TABLE sub_transaction_row")
-        let store = PostgresStore(url: db.url, connectTimeout: .seconds(5), logger: Logger(label: "test.store"))
+        try db.sql("DROP TABLE sub_transaction_row")  // nothing points at it
+        let store: any SudoSOSDatabase = engine == .postgres
+            ? PostgresStore(url: db.url, connectTimeout: .seconds(5), logger: Logger(label: "test.store"))
+            : try MariaDBStore(url: db.url, connectTimeout: .seconds(5))
         let snapshot = try await store.snapshot(SnapshotRequest(userTypes: [.member], includeBalances: true))
         #expect(snapshot.balance(of: id) == .unknown)
     }
