@@ -1,4 +1,5 @@
 import Foundation
+import SudoSOSStore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -190,4 +191,63 @@ public struct PSQLFailed: Error, CustomStringConvertible {
     public var statement: String
     public var stderr: String
     public var description: String { "psql failed: \(stderr) (statement: \(statement))" }
+}
+
+/// Another process holding a service's lock: a client child (`psql` / `mariadb`) that takes it
+/// (`pg_advisory_lock` / `GET_LOCK()`) and keeps its session open until `release()` closes its
+/// stdin. Wait for `isHeld()` before relying on it.
+public final class ServiceLockHolder {
+    private let process = Process()
+    private let input = Pipe()
+    private let database: TemporaryDatabase
+    private let service: String
+
+    public init(_ database: TemporaryDatabase, service: String) throws {
+        self.database = database
+        self.service = service
+        let statement: String
+        switch database.engine {
+        case .postgres:
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/psql")
+            process.arguments = ["-X", "-q", "-v", "ON_ERROR_STOP=1", database.url]
+            statement = "SELECT pg_advisory_lock(\(AdvisoryLockKey.service(service)));\n"
+        case .mariadb:
+            guard let url = URLComponents(string: database.url), let host = url.host, let port = url.port else {
+                throw TestEnvironment.Missing(key: "SUDOSOS_TEST_MARIADB_URL")
+            }
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/mariadb")
+            process.arguments = ["--no-defaults", "--protocol=tcp", "-h", host, "-P", String(port), "-uroot", database.name]
+            statement = "SELECT GET_LOCK('\(MariaDBStore.lockName(service: service, database: database.name))', 60);\n"
+        }
+        process.standardInput = input
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        input.fileHandleForWriting.write(Data(statement.utf8))
+    }
+
+    /// Whether some session holds the service's lock for the database.
+    public func isHeld() throws -> Bool { try Self.isHeld(database, service: service) }
+
+    /// Whether some session holds `service`'s lock for `database`.
+    public static func isHeld(_ database: TemporaryDatabase, service: String) throws -> Bool {
+        switch database.engine {
+        case .postgres:
+            let bits = UInt64(bitPattern: AdvisoryLockKey.service(service))
+            return try database.sql(
+                """
+                SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted
+                  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                  AND classid = \(bits >> 32) AND objid = \(bits & 0xffff_ffff) AND objsubid = 1
+                """) == "1"
+        case .mariadb:
+            let name = MariaDBStore.lockName(service: service, database: database.name)
+            return try database.sql("SELECT IS_USED_LOCK('\(name)') IS NOT NULL") == "1"
+        }
+    }
+
+    public func release() {
+        try? input.fileHandleForWriting.close()
+        process.waitUntilExit()
+    }
 }

@@ -7,62 +7,19 @@ import TestKit
 /// Two instances never run the same service at once: the service lock (PostgreSQL advisory
 /// lock, MariaDB `GET_LOCK()`), across processes, on each engine.
 @Suite struct LockTests {
-    /// A client child process (`psql` / `mariadb`) that takes the service's lock and keeps its
-    /// session open until `release()` closes its stdin.
-    final class LockHolder {
-        let process = Process()
-        let input = Pipe()
-
-        init(_ f: StoreFixture, service: String) throws {
-            let statement: String
-            switch f.engine {
-            case .postgres:
-                process.executableURL = URL(fileURLWithPath: "/usr/bin/psql")
-                process.arguments = ["-X", "-q", "-v", "ON_ERROR_STOP=1", f.db.url]
-                statement = "SELECT pg_advisory_lock(\(AdvisoryLockKey.service(service)));\n"
-            case .mariadb:
-                let url = try #require(URLComponents(string: f.db.url))
-                process.executableURL = URL(fileURLWithPath: "/usr/bin/mariadb")
-                process.arguments = [
-                    "--no-defaults", "--protocol=tcp", "-h", url.host!, "-P", String(url.port!), "-uroot", f.db.name,
-                ]
-                statement = "SELECT GET_LOCK('\(MariaDBStore.lockName(service: service, database: f.db.name))', 60);\n"
-            }
-            process.standardInput = input
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            input.fileHandleForWriting.write(Data(statement.utf8))
-        }
-
-        func release() {
-            try? input.fileHandleForWriting.close()
-            process.waitUntilExit()
-        }
-    }
+    /// A client process holding `service`'s lock on the fixture's database.
+    typealias LockHolder = ServiceLockHolder
 
     /// Whether some session holds `service`'s lock for the fixture's database.
     static func lockIsHeld(_ f: StoreFixture, service: String) throws -> Bool {
-        switch f.engine {
-        case .postgres:
-            let bits = UInt64(bitPattern: AdvisoryLockKey.service(service))
-            return try f.value(
-                """
-                SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted
-                  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-                  AND classid = \(bits >> 32) AND objid = \(bits & 0xffff_ffff) AND objsubid = 1
-                """) == "1"
-        case .mariadb:
-            let name = MariaDBStore.lockName(service: service, database: f.db.name)
-            return try f.value("SELECT IS_USED_LOCK('\(name)') IS NOT NULL") == "1"
-        }
+        try ServiceLockHolder.isHeld(f.db, service: service)
     }
 
     @Test(arguments: Engine.allCases) func anotherProcessHoldingTheLockGivesLockedAndExit75(_ engine: Engine) async throws {
         let f = try StoreFixture(engine)
         defer { f.drop() }
         try f.insertUser("Jan")
-        let holder = try LockHolder(f, service: "test")
+        let holder = try LockHolder(f.db, service: "test")
         try await waitUntil("the client holds the lock") { try Self.lockIsHeld(f, service: "test") }
 
         let before = try f.sudososState()

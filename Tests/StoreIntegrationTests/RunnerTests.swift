@@ -150,7 +150,7 @@ import TestKit
         try f.db.sql(
             "INSERT INTO \(f.runs) (service, started, dry_run) VALUES ('test', \(f.ago(minutes: 60)), false), ('other', \(f.ago(minutes: 0)), false)")
 
-        let holder = try LockTests.LockHolder(f, service: "test")
+        let holder = try LockTests.LockHolder(f.db, service: "test")
         try await waitUntil("the client holds the lock") { try LockTests.lockIsHeld(f, service: "test") }
         let locked = await f.runner().run(service, dryRun: false, reporter: SilentReporter())
         holder.release()
