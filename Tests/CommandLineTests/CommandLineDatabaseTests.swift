@@ -7,10 +7,11 @@ import TestKit
 /// Serialized: each test starts processes, and a burst of them in parallel on 2 cores upsets
 /// the timing tests of other suites.
 @Suite(.serialized) struct CommandLineDatabaseTests {
-    @Test func aDatabaseOnAClosedPortExits69() async throws {
+    @Test(arguments: Engine.allCases) func aDatabaseOnAClosedPortExits69(_ engine: Engine) async throws {
         let port = try closedPort()
+        let scheme = engine == .postgres ? "postgresql" : "mariadb"
         let yaml = """
-            database: {url: 'postgresql://sudosos@127.0.0.1:\(port)/sudosos', connect_timeout: 5s}
+            database: {url: '\(scheme)://sudosos@127.0.0.1:\(port)/sudosos', connect_timeout: 5s}
             services:
               gewisdb: {api_url: 'http://127.0.0.1:\(port)/api', api_key: gewisdb-key-0001}
             """
@@ -36,7 +37,7 @@ import TestKit
 
         let running = try await SudoSOSSync.run(["check-config", "--connect"], yaml: yaml)
         #expect(running.status == 0, "\(running.stdout)\(running.stderr)")
-        #expect(running.stdout == "configuration OK: no services enabled\ndatabase: reachable\n")
+        #expect(running.stdout.hasPrefix("configuration OK: no services enabled\ndatabase: reachable (PostgreSQL, server "))
 
         let pid = try server.postmasterPID()
         #expect(kill(pid, SIGSTOP) == 0)
@@ -54,12 +55,41 @@ import TestKit
         #expect(SudoSOSSync.lines(stopped.stdout).contains { $0.hasPrefix("database: unreachable: ") })
     }
 
-    @Test func aReachableDatabaseChecksOK() async throws {
-        let database = try TemporaryDatabase.create()
+    /// The same on MariaDB: reachable, frozen with SIGSTOP (the connect timeout ends the wait:
+    /// Connector/C bounds the greeting by it), stopped (connection refused): 69 both times.
+    @Test func aStoppedMariaDBExits69() async throws {
+        let server = try await PrivateMariaDB.start()
+        let yaml = "database: {url: '\(server.url)', connect_timeout: 2s}\n"
+        let running = try await SudoSOSSync.run(["check-config", "--connect"], yaml: yaml)
+        #expect(running.status == 0, "\(running.stdout)\(running.stderr)")
+        #expect(running.stdout.hasPrefix("configuration OK: no services enabled\ndatabase: reachable (MariaDB/MySQL, server 1"))
+
+        #expect(kill(server.pid, SIGSTOP) == 0)
+        let started = ContinuousClock.now
+        let frozen = try await SudoSOSSync.run(["check-config", "--connect"], yaml: yaml)
+        let waited = ContinuousClock.now - started
+        kill(server.pid, SIGCONT)
+        #expect(frozen.status == 69, "\(frozen.stdout)\(frozen.stderr)")
+        #expect(SudoSOSSync.lines(frozen.stdout).contains { $0.hasPrefix("database: unreachable: ") })
+        #expect(waited < .seconds(15), "took \(waited): the connect timeout was not honoured")
+
+        await server.shutDown()
+        let stopped = try await SudoSOSSync.run(["check-config", "--connect"], yaml: yaml)
+        #expect(stopped.status == 69, "\(stopped.stdout)\(stopped.stderr)")
+        #expect(SudoSOSSync.lines(stopped.stdout).contains { $0.hasPrefix("database: unreachable: ") })
+        let once = try await SudoSOSSync.run(["once", "gewisdb"], yaml: yaml + "services:\n  gewisdb: {api_url: 'http://127.0.0.1:9/api', api_key: k-0001}\n")
+        #expect(once.status == 69, "\(once.stdout)\(once.stderr)")
+        #expect(once.stdout.contains("Outcome: failure (exit 69)"))
+    }
+
+    /// `check-config --connect` names the engine and the server's version.
+    @Test(arguments: Engine.allCases) func aReachableDatabaseChecksOK(_ engine: Engine) async throws {
+        let database = try TemporaryDatabase.create(engine)
         defer { database.drop() }
         let result = try await SudoSOSSync.run(["check-config", "--connect"], yaml: "database: {url: '\(database.url)'}\n")
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
-        #expect(result.stdout == "configuration OK: no services enabled\ndatabase: reachable\n")
+        let name = engine == .postgres ? "PostgreSQL" : "MariaDB/MySQL"
+        #expect(result.stdout.hasPrefix("configuration OK: no services enabled\ndatabase: reachable (\(name), server "), "\(result.stdout)")
     }
 
     /// The secrets and addresses of the configuration and the data never reach stdout or

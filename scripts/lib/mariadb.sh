@@ -4,6 +4,7 @@
 #                          loopback port, template databases sudosos_template (May 2026 schema),
 #                          sudosos_template_oldest and sudosos_template_newest from
 #                          fixtures/sql/mariadb; prints KEY=VALUE lines for the test environment.
+#   mariadb.sh start DIR --bare   the same server without the templates (for tests that stop it)
 #   mariadb.sh stop DIR    stop it and remove DIR.
 # MariaDB has no template databases: TestKit copies a template per test (docs/testing.md).
 source "$(dirname "$0")/common.sh"
@@ -26,6 +27,11 @@ start)
   wait_for "mariadbd to accept connections" 60 client -e 'SELECT 1' || { cat "$dir/server.log" >&2; exit 1; }
   # The tests (and the demo) connect over TCP as root without a password.
   client -e "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1'; GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;"
+  if [[ ${3:-} == --bare ]]; then
+    echo "SUDOSOS_TEST_MARIADB_URL=mariadb://root@127.0.0.1:$port/mysql"
+    echo "SUDOSOS_TEST_MARIADB_PID=$(cat "$dir/mysqld.pid")"
+    exit 0
+  fi
   for schema in default oldest newest; do
     template=sudosos_template; [[ $schema == default ]] || template=sudosos_template_$schema
     client -e "CREATE DATABASE $template CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
