@@ -28,10 +28,12 @@ enum SQLDialect: String, Sendable {
         }
     }
 
-    /// The schema (PostgreSQL) or database (MariaDB) the session works in.
+    /// The schema (PostgreSQL) or database (MariaDB) SudoSOS's tables are found in. On
+    /// PostgreSQL that is the first schema of the search path other than our own: a role named
+    /// `sudosos_sync` has our schema first (`"$user"`), where no SudoSOS table lives.
     var currentSchema: String {
         switch self {
-        case .postgres: return "current_schema()"
+        case .postgres: return "(SELECT s FROM unnest(current_schemas(false)) AS s WHERE s <> 'sudosos_sync' LIMIT 1)"
         case .mariadb: return "DATABASE()"
         }
     }
