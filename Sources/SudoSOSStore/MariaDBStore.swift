@@ -16,21 +16,13 @@ import SyncEngine
 /// the cooperative thread pool; the mutable state below is only touched on that queue.
 public final class MariaDBStore: SudoSOSDatabase, @unchecked Sendable {
     private let target: MariaDBTarget
-    private let password: String?
-    private let connectTimeout: Duration
-    private let logger: Logger
     /// Statements sent by every connection of this store.
     public let counter = RoundTripCounter()
-
-    private let queue = DispatchQueue(label: "sudosos-sync.store.mariadb")
-    // State below: only on `queue`.
-    private var main: MariaDBConnection?
+    /// Queue, sessions, snapshot state and locks: the part both stores share.
+    let core: StoreCore<MariaDBConnection>
+    // State below: only on the core's queue.
     private var schemaReady = false
     private var rowJSON: RowJSON?
-    private var snapshotVersions: [Int: Int] = [:]
-    /// The schema variant the last snapshot read (plans are written in it).
-    private var snapshotSchema: SudoSOSSchema = .may2026
-    private var heldLocks: Set<String> = []
 
     /// A store for the configured `mariadb://` URL. Connects lazily, on the first call that needs it.
     public convenience init(settings: DatabaseSettings, logger: Logger) throws {
@@ -50,9 +42,10 @@ public final class MariaDBStore: SudoSOSDatabase, @unchecked Sendable {
         logger: Logger = Logger(label: "sudosos-sync.store")
     ) {
         self.target = target
-        self.password = password ?? target.password
-        self.connectTimeout = connectTimeout
-        self.logger = logger
+        let counter = self.counter, password = password ?? target.password
+        core = StoreCore(label: "sudosos-sync.store.mariadb", logger: logger) {
+            try MariaDBConnection(target: target, password: password, connectTimeout: connectTimeout, counter: counter)
+        }
     }
 
     /// A store for a `mariadb://` URL (tests).
@@ -71,21 +64,13 @@ public final class MariaDBStore: SudoSOSDatabase, @unchecked Sendable {
     // MARK: - Queue and connections
 
     func onQueue<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await StoreSupport.run(on: queue, body)
+        try await core.run(body)
     }
 
-    func connect() throws -> MariaDBConnection {
-        try MariaDBConnection(target: target, password: password, connectTimeout: connectTimeout, counter: counter)
-    }
+    /// A new session (for the lock). Call on the queue.
+    func connect() throws -> MariaDBConnection { try core.connect() }
 
-    /// The main session, opened on first use and reopened when it broke. Call on `queue`.
-    private func mainConnection() throws -> MariaDBConnection {
-        if let main, main.isHealthy { return main }
-        main = nil
-        let connection = try connect()
-        main = connection
-        return connection
-    }
+    private func mainConnection() throws -> MariaDBConnection { try core.mainConnection() }
 
     /// Connects and returns the server's version (for `check-config --connect`).
     public func serverVersion() async throws -> String {
@@ -106,33 +91,17 @@ public final class MariaDBStore: SudoSOSDatabase, @unchecked Sendable {
 
     public func withServiceLock<T: Sendable>(_ service: String, _ body: () async throws -> T) async throws -> T {
         let database = target.database
-        return try await StoreSupport.holding(
+        return try await core.holding(
+            service,
             acquire: {
                 try await onQueue { try MariaDBServiceLock.acquire(service: service, database: database, store: self) }
             },
-            held: {
-                logger.debug("holding the lock of service \(service)")
-                _ = try await onQueue { self.heldLocks.insert(service).inserted }
-            },
-            unheld: { _ = try? await onQueue { self.heldLocks.remove(service) } },
             release: { lock in _ = try? await self.onQueue { lock.release() } }, body)
     }
 
-    public func snapshot(_ request: SnapshotRequest) async throws -> Snapshot {
-        try await onQueue {
-            let connection = try self.mainConnection()
-            let snapshot = try SnapshotReader(session: connection).read(request)
-            self.snapshotVersions = snapshot.users.mapValues(\.version)
-            self.snapshotSchema = request.schema
-            return snapshot
-        }
-    }
+    public func snapshot(_ request: SnapshotRequest) async throws -> Snapshot { try await core.snapshot(request) }
 
-    public func schemaFacts() async throws -> SchemaFacts {
-        try await onQueue {
-            try SchemaReader(session: self.mainConnection()).read()
-        }
-    }
+    public func schemaFacts() async throws -> SchemaFacts { try await core.schemaFacts() }
 
     public func apply(_ plan: Plan, runId: Int64) async throws {
         try await onQueue {
@@ -140,8 +109,8 @@ public final class MariaDBStore: SudoSOSDatabase, @unchecked Sendable {
             try self.ensureSchema(connection)
             if self.rowJSON == nil { self.rowJSON = try RowJSON.read(connection) }
             let applier = MariaDBPlanApplier(
-                connection: connection, runId: runId, versions: self.snapshotVersions, rowJSON: self.rowJSON!,
-                schema: self.snapshotSchema)
+                connection: connection, runId: runId, versions: self.core.snapshotVersions, rowJSON: self.rowJSON!,
+                schema: self.core.snapshotSchema)
             try connection.inTransaction { try applier.apply(plan) }
         }
     }
@@ -150,7 +119,7 @@ public final class MariaDBStore: SudoSOSDatabase, @unchecked Sendable {
         try await onQueue {
             let connection = try self.mainConnection()
             try self.ensureSchema(connection)
-            if self.heldLocks.contains(service) {
+            if self.core.heldLocks.contains(service) {
                 // Holding the service's lock, no other run of it can be going on: a row still
                 // open belongs to a run that was killed, crashed or lost its connection.
                 try connection.query(

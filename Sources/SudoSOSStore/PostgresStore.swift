@@ -14,23 +14,11 @@ import SyncEngine
 /// cooperative thread pool; the mutable state below is only touched on that queue, which is
 /// what makes the `@unchecked Sendable` sound.
 public final class PostgresStore: SudoSOSDatabase, @unchecked Sendable {
-    private let url: String
-    private let password: String?
-    private let connectTimeout: Duration
-    private let logger: Logger
     /// Statements sent by every connection of this store.
     public let counter = RoundTripCounter()
-
-    private let queue = DispatchQueue(label: "sudosos-sync.store")
-    // State below: only on `queue`.
-    private var main: PGConnection?
+    /// Queue, sessions, snapshot state and locks: the part both stores share.
+    let core: StoreCore<PGConnection>
     private var schemaReady = false
-    /// `"user".version` of every user the last snapshot read, by id.
-    private var snapshotVersions: [Int: Int] = [:]
-    /// The schema variant the last snapshot read (plans are written in it).
-    private var snapshotSchema: SudoSOSSchema = .may2026
-    /// Services whose advisory lock this store holds right now.
-    private var heldLocks: Set<String> = []
 
     /// A store for the configured database. Connects lazily, on the first call that needs it.
     /// Throws `SyncError.configuration` when no database URL is configured.
@@ -46,10 +34,10 @@ public final class PostgresStore: SudoSOSDatabase, @unchecked Sendable {
         url: String, password: String? = nil, connectTimeout: Duration = .seconds(10),
         logger: Logger = Logger(label: "sudosos-sync.store")
     ) {
-        self.url = url
-        self.password = password
-        self.connectTimeout = connectTimeout
-        self.logger = logger
+        let counter = self.counter
+        core = StoreCore(label: "sudosos-sync.store", logger: logger) {
+            try PGConnection(url: url, password: password, connectTimeout: connectTimeout, counter: counter)
+        }
     }
 
     /// Statements sent to the server so far (all connections of this store).
@@ -59,22 +47,14 @@ public final class PostgresStore: SudoSOSDatabase, @unchecked Sendable {
 
     /// Runs blocking libpq work on the store's queue.
     func onQueue<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await StoreSupport.run(on: queue, body)
+        try await core.run(body)
     }
 
-    /// Opens a new session (used for the main connection and the lock session).
-    func connect() throws -> PGConnection {
-        try PGConnection(url: url, password: password, connectTimeout: connectTimeout, counter: counter)
-    }
+    /// Opens a new session (used for the lock session). Call on the queue.
+    func connect() throws -> PGConnection { try core.connect() }
 
-    /// The main session, opened on first use and reopened when it broke. Call on `queue`.
-    func mainConnection() throws -> PGConnection {
-        if let main, main.isHealthy { return main }
-        main = nil
-        let connection = try connect()
-        main = connection
-        return connection
-    }
+    /// The main session. Call on the queue.
+    func mainConnection() throws -> PGConnection { try core.mainConnection() }
 
     /// Checks that the database can be reached (for `check-config --connect`).
     public func ping() async throws {
@@ -100,47 +80,25 @@ public final class PostgresStore: SudoSOSDatabase, @unchecked Sendable {
         schemaReady = true
     }
 
-    /// The versions the last snapshot read. Call on `queue`.
-    var rememberedVersions: [Int: Int] {
-        get { snapshotVersions }
-        set { snapshotVersions = newValue }
-    }
 
     // MARK: - SudoSOSDatabase
 
     public func withServiceLock<T: Sendable>(_ service: String, _ body: () async throws -> T) async throws -> T {
-        try await StoreSupport.holding(
-            acquire: { try await ServiceLock.acquire(service: service, store: self) },
-            held: {
-                logger.debug("holding the lock of service \(service)")
-                _ = try await onQueue { self.heldLocks.insert(service).inserted }
-            },
-            unheld: { _ = try? await onQueue { self.heldLocks.remove(service) } },
+        try await core.holding(
+            service, acquire: { try await ServiceLock.acquire(service: service, store: self) },
             release: { await $0.release() }, body)
     }
 
-    public func snapshot(_ request: SnapshotRequest) async throws -> Snapshot {
-        try await onQueue {
-            let connection = try self.mainConnection()
-            let snapshot = try SnapshotReader(session: connection).read(request)
-            self.snapshotVersions = snapshot.users.mapValues(\.version)
-            self.snapshotSchema = request.schema
-            return snapshot
-        }
-    }
+    public func snapshot(_ request: SnapshotRequest) async throws -> Snapshot { try await core.snapshot(request) }
 
-    public func schemaFacts() async throws -> SchemaFacts {
-        try await onQueue {
-            try SchemaReader(session: self.mainConnection()).read()
-        }
-    }
+    public func schemaFacts() async throws -> SchemaFacts { try await core.schemaFacts() }
 
     public func apply(_ plan: Plan, runId: Int64) async throws {
         try await onQueue {
             let connection = try self.mainConnection()
             try self.ensureSchema(connection)
-            let versions = self.snapshotVersions
-            let schema = self.snapshotSchema
+            let versions = self.core.snapshotVersions
+            let schema = self.core.snapshotSchema
             try connection.inTransaction {
                 try PlanApplier(connection: connection, runId: runId, versions: versions, schema: schema).apply(plan)
             }
@@ -151,7 +109,7 @@ public final class PostgresStore: SudoSOSDatabase, @unchecked Sendable {
         try await onQueue {
             let connection = try self.mainConnection()
             try self.ensureSchema(connection)
-            if self.heldLocks.contains(service) {
+            if self.core.heldLocks.contains(service) {
                 // Holding the service's lock, no other run of it can be going on: a row still
                 // open belongs to a run that was killed, crashed or lost its connection.
                 try connection.query(
