@@ -115,43 +115,25 @@ public final class MariaDBStore: SudoSOSDatabase, @unchecked Sendable {
         }
     }
 
+    /// Our run rows in `sudosos_sync_run` (times in UTC).
+    static let runRows = RunRowStatements(
+        closeInterrupted: """
+            UPDATE sudosos_sync_run SET finished = UTC_TIMESTAMP(6), outcome = 'crash',
+                   error = 'the run ended without recording its outcome (killed, crashed or disconnected)'
+            WHERE service = ? AND finished IS NULL
+            """,
+        insert: "INSERT INTO sudosos_sync_run (service, started, dry_run) VALUES (?, ?, ?)",
+        lastId: "SELECT LAST_INSERT_ID() AS id",
+        finish: "UPDATE sudosos_sync_run SET finished = ?, outcome = ?, dry_run = ?, counts = ?, error = ? WHERE id = ?",
+        time: MariaDBOwnSchema.utc, bool: { $0 ? "1" : "0" })
+
     public func beginRun(service: String, dryRun: Bool, startedAt: Date) async throws -> Int64 {
-        try await onQueue {
-            let connection = try self.mainConnection()
-            try self.ensureSchema(connection)
-            if self.core.heldLocks.contains(service) {
-                // Holding the service's lock, no other run of it can be going on: a row still
-                // open belongs to a run that was killed, crashed or lost its connection.
-                try connection.query(
-                    """
-                    UPDATE sudosos_sync_run SET finished = UTC_TIMESTAMP(6), outcome = 'crash',
-                           error = 'the run ended without recording its outcome (killed, crashed or disconnected)'
-                    WHERE service = ? AND finished IS NULL
-                    """,
-                    [service], what: "closing the records of interrupted runs")
-            }
-            try connection.query(
-                "INSERT INTO sudosos_sync_run (service, started, dry_run) VALUES (?, ?, ?)",
-                [service, MariaDBOwnSchema.utc(startedAt), dryRun ? "1" : "0"], what: "recording the start of the run")
-            let rows = try connection.query("SELECT LAST_INSERT_ID() AS id", [], what: "recording the start of the run")
-            guard let row = rows.rows.first else { throw SyncError.failed("recording the start of the run returned no id") }
-            return try row.int64("id")
-        }
+        try await core.beginRun(
+            service: service, dryRun: dryRun, startedAt: startedAt, statements: Self.runRows, ensure: ensureSchema)
     }
 
     public func finishRun(_ runId: Int64, summary: RunSummary) async throws {
-        let counts = try PGValue.json(RunCounts(summary))
-        try await onQueue {
-            let connection = try self.mainConnection()
-            try self.ensureSchema(connection)
-            try connection.query(
-                "UPDATE sudosos_sync_run SET finished = ?, outcome = ?, dry_run = ?, counts = ?, error = ? WHERE id = ?",
-                [
-                    MariaDBOwnSchema.utc(summary.finishedAt), summary.outcome.rawValue, summary.dryRun ? "1" : "0",
-                    counts, summary.error, String(runId),
-                ],
-                what: "recording the end of the run")
-        }
+        try await core.finishRun(runId, summary: summary, statements: Self.runRows, ensure: ensureSchema)
     }
 }
 

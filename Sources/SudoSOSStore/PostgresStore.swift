@@ -105,46 +105,28 @@ public final class PostgresStore: SudoSOSDatabase, @unchecked Sendable {
         }
     }
 
+    /// Our run rows in `sudosos_sync.run`.
+    static let runRows = RunRowStatements(
+        closeInterrupted: """
+            UPDATE sudosos_sync.run SET finished = now(), outcome = 'crash',
+                   error = 'the run ended without recording its outcome (killed, crashed or disconnected)'
+            WHERE service = $1 AND finished IS NULL
+            """,
+        insert: "INSERT INTO sudosos_sync.run (service, started, dry_run) VALUES ($1, to_timestamp($2::float8), $3) RETURNING id",
+        lastId: nil,
+        finish: """
+            UPDATE sudosos_sync.run SET finished = to_timestamp($1::float8), outcome = $2, dry_run = $3,
+                   counts = $4::jsonb, error = $5
+            WHERE id = $6
+            """,
+        time: { String($0.timeIntervalSince1970) }, bool: PGValue.bool)
+
     public func beginRun(service: String, dryRun: Bool, startedAt: Date) async throws -> Int64 {
-        try await onQueue {
-            let connection = try self.mainConnection()
-            try self.ensureSchema(connection)
-            if self.core.heldLocks.contains(service) {
-                // Holding the service's lock, no other run of it can be going on: a row still
-                // open belongs to a run that was killed, crashed or lost its connection.
-                try connection.query(
-                    """
-                    UPDATE sudosos_sync.run SET finished = now(), outcome = 'crash',
-                           error = 'the run ended without recording its outcome (killed, crashed or disconnected)'
-                    WHERE service = $1 AND finished IS NULL
-                    """,
-                    [service], what: "closing the records of interrupted runs")
-            }
-            let rows = try connection.query(
-                "INSERT INTO sudosos_sync.run (service, started, dry_run) VALUES ($1, to_timestamp($2::float8), $3) RETURNING id",
-                [service, String(startedAt.timeIntervalSince1970), PGValue.bool(dryRun)],
-                what: "recording the start of the run")
-            guard let row = rows.rows.first else { throw SyncError.failed("recording the start of the run returned no id") }
-            return try row.int64("id")
-        }
+        try await core.beginRun(
+            service: service, dryRun: dryRun, startedAt: startedAt, statements: Self.runRows, ensure: ensureSchema)
     }
 
     public func finishRun(_ runId: Int64, summary: RunSummary) async throws {
-        let counts = try PGValue.json(RunCounts(summary))
-        try await onQueue {
-            let connection = try self.mainConnection()
-            try self.ensureSchema(connection)
-            try connection.query(
-                """
-                UPDATE sudosos_sync.run SET finished = to_timestamp($2::float8), outcome = $3, dry_run = $4,
-                       counts = $5::jsonb, error = $6
-                WHERE id = $1
-                """,
-                [
-                    String(runId), String(summary.finishedAt.timeIntervalSince1970), summary.outcome.rawValue,
-                    PGValue.bool(summary.dryRun), counts, summary.error,
-                ],
-                what: "recording the end of the run")
-        }
+        try await core.finishRun(runId, summary: summary, statements: Self.runRows, ensure: ensureSchema)
     }
 }

@@ -9,7 +9,7 @@ import SyncEngine
 /// plans are written in), the services whose lock is held, and the calls that are the same on
 /// both engines (snapshot, schema facts, holding a lock). Its mutable state is only touched on
 /// `queue`, which is what the `@unchecked Sendable` relies on.
-final class StoreCore<Session: SQLSession>: @unchecked Sendable {
+final class StoreCore<Session: SQLSession & Sendable>: @unchecked Sendable {
     let logger: Logger
     private let queue: DispatchQueue
     private let open: @Sendable () throws -> Session
@@ -79,6 +79,67 @@ final class StoreCore<Session: SQLSession>: @unchecked Sendable {
             await unheld()
             await release(lock)
             throw error
+        }
+    }
+}
+
+/// An engine's statements for our run rows; `StoreCore.beginRun` / `finishRun` use them the
+/// same way on both engines.
+struct RunRowStatements: Sendable {
+    /// Closes the open rows of the service (parameter: service) as crashes.
+    var closeInterrupted: String
+    /// Inserts a row (service, started, dry run); returns `id`, or nothing when `lastId` is set.
+    var insert: String
+    /// Reads the id of the row just inserted, where `insert` cannot return it.
+    var lastId: String?
+    /// Completes a row (finished, outcome, dry run, counts, error, id).
+    var finish: String
+    /// A time and a boolean as the statements take them.
+    var time: @Sendable (Date) -> String
+    var bool: @Sendable (Bool) -> String
+}
+
+extension StoreCore {
+    /// Records the start of a run; holding the service's lock, first closes the rows of runs
+    /// of it that never recorded their end (no other run of it can be going on: those were
+    /// killed, crashed or lost their connection). `ensure` creates our tables when missing.
+    func beginRun(
+        service: String, dryRun: Bool, startedAt: Date, statements: RunRowStatements,
+        ensure: @escaping @Sendable (Session) throws -> Void
+    ) async throws -> Int64 {
+        try await run {
+            let connection = try self.mainConnection()
+            try ensure(connection)
+            if self.heldLocks.contains(service) {
+                _ = try connection.query(statements.closeInterrupted, [service], what: "closing the records of interrupted runs")
+            }
+            var rows = try connection.query(
+                statements.insert, [service, statements.time(startedAt), statements.bool(dryRun)],
+                what: "recording the start of the run")
+            if let lastId = statements.lastId {
+                rows = try connection.query(lastId, [], what: "recording the start of the run")
+            }
+            guard let row = rows.rows.first else { throw SyncError.failed("recording the start of the run returned no id") }
+            return try row.int64("id")
+        }
+    }
+
+    /// Completes the run's row.
+    func finishRun(
+        _ runId: Int64, summary: RunSummary, statements: RunRowStatements,
+        ensure: @escaping @Sendable (Session) throws -> Void
+    ) async throws {
+        let counts = try PGValue.json(RunCounts(summary))
+        try await run {
+            let connection = try self.mainConnection()
+            try ensure(connection)
+            _ = try connection.query(
+                statements.finish,
+                [
+                    statements.time(summary.finishedAt), summary.outcome.rawValue, statements.bool(summary.dryRun), counts,
+                    summary.error, String(runId),
+                ],
+                what: "recording the end of the run")
         }
     }
 }
