@@ -74,22 +74,19 @@ import TestKit
                 ["check-config", "--connect"],
                 yaml: "database: {url: '\(database.url)'}\nservices:\n  gewisdb: {api_url: '\(fake.apiURL)', api_key: \(key)}\n")
         }
-        let oldest = try TemporaryDatabase.create(schema: .oldest)
-        defer { oldest.drop() }
-        let old = try await check(oldest)
-        #expect(old.status == 0, "\(old.stdout)\(old.stderr)")
-        #expect(SudoSOSSync.lines(old.stdout).contains(
-            "schema: supported (newest migration recorded: InitialSQLMigration1743601882766; gewis_user, member_authenticator, acceptedToS)"),
-            "\(old.stdout)")
+        for (schema, line) in [
+            (SudoSOSTestSchema.oldest, "InitialSQLMigration1743601882766; gewis_user, member_authenticator, acceptedToS"),
+            (.newest, "AddProductSelfServiceToUser1785401380818; member_user, organ_membership, tosRequired"),
+        ] {
+            let database = try TemporaryDatabase.create(schema: schema)
+            defer { database.drop() }
+            let result = try await check(database)
+            #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+            #expect(SudoSOSSync.lines(result.stdout).contains("schema: supported (newest migration recorded: \(line))"), "\(result.stdout)")
+        }
 
         let newest = try TemporaryDatabase.create(schema: .newest)
         defer { newest.drop() }
-        let new = try await check(newest)
-        #expect(new.status == 0, "\(new.stdout)\(new.stderr)")
-        #expect(SudoSOSSync.lines(new.stdout).contains(
-            "schema: supported (newest migration recorded: AddProductSelfServiceToUser1785401380818; member_user, organ_membership, tosRequired)"),
-            "\(new.stdout)")
-
         try newest.sql(#"ALTER TABLE transfer RENAME COLUMN "amountInclVat" TO amount"#)
         let refused = try await check(newest)
         #expect(refused.status == 78, "\(refused.stdout)\(refused.stderr)")
