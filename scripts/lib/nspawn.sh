@@ -43,13 +43,14 @@ nspawn_ensure_root() {
 }
 
 # nspawn_boot OUTDIR [nspawn options...] [-- init arguments...]: boots the root with a tmpfs
-# overlay, OUTDIR bound at /out; returns when the container powers off (or after 240 s).
+# overlay, OUTDIR bound at /out; returns when the container powers off, or after 240 s (SIGTERM,
+# which asks the container to shut down; SIGKILL 30 s later if it does not).
 nspawn_boot() {
     local out=$1
     shift
     local options=()
     while [ $# -gt 0 ] && [ "$1" != "--" ]; do options+=("$1"); shift; done
     [ $# -gt 0 ] && shift
-    timeout 240 systemd-nspawn --register=no --keep-unit -q -D "$NSPAWN_ROOT" --volatile=overlay \
+    timeout -k 30 240 systemd-nspawn --register=no --keep-unit -q -D "$NSPAWN_ROOT" --volatile=overlay \
         --bind="$out:/out" "${options[@]}" --boot -- "$@"
 }
