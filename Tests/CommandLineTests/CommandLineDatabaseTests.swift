@@ -85,6 +85,39 @@ import TestKit
         #expect(result.stdout.hasPrefix("configuration OK: no services enabled\ndatabase: reachable (\(name), server "), "\(result.stdout)")
     }
 
+    /// `check-config --connect` makes the schema check every run makes: supported on the
+    /// oldest and the newest fixture schema (naming the newest migration and the variant), and
+    /// a schema whose transfer column is not `amountInclVat` refused with exit 78.
+    @Test func checkConfigChecksTheSudoSOSSchema() async throws {
+        let key = "gewisdb-key-0001"
+        let fake = try await GEWISDBFake.start(apiKey: key)
+        defer { fake.stop() }
+        func check(_ database: TemporaryDatabase) async throws -> ProcessOutput {
+            try await SudoSOSSync.run(
+                ["check-config", "--connect"],
+                yaml: "database: {url: '\(database.url)'}\nservices:\n  gewisdb: {api_url: '\(fake.apiURL)', api_key: \(key)}\n")
+        }
+        for (schema, line) in [
+            (SudoSOSTestSchema.oldest, "InitialSQLMigration1743601882766; gewis_user, member_authenticator, acceptedToS"),
+            (.newest, "AddProductSelfServiceToUser1785401380818; member_user, organ_membership, tosRequired"),
+        ] {
+            let database = try TemporaryDatabase.create(schema: schema)
+            defer { database.drop() }
+            let result = try await check(database)
+            #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+            #expect(SudoSOSSync.lines(result.stdout).contains("schema: supported (newest migration recorded: \(line))"), "\(result.stdout)")
+        }
+
+        let newest = try TemporaryDatabase.create(schema: .newest)
+        defer { newest.drop() }
+        try newest.sql(#"ALTER TABLE transfer RENAME COLUMN "amountInclVat" TO amount"#)
+        let refused = try await check(newest)
+        #expect(refused.status == 78, "\(refused.stdout)\(refused.stderr)")
+        #expect(SudoSOSSync.lines(refused.stdout).contains {
+            $0.hasPrefix("schema: SudoSOS schema not supported: table transfer has no column amountInclVat (newest migration recorded: AddProductSelfServiceToUser1785401380818")
+        }, "\(refused.stdout)")
+    }
+
     /// The secrets and addresses of the configuration and the data never reach stdout or
     /// stderr of a run, whatever its outcome, at the most talkative log level.
     @Test func aRunPrintsNoSecretOrAddress() async throws {
