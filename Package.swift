@@ -3,7 +3,8 @@
 //
 // Module map (see docs/architecture.md):
 //   SyncEngine     pure values: SudoSOS rows, plans, validation, safety, reports, configuration, runner
-//   SudoSOSStore   PostgreSQL over libpq: snapshot, apply in one transaction, audit, advisory locks
+//   SudoSOSStore   MariaDB/MySQL (Connector/C) and PostgreSQL (libpq): snapshot, apply in one
+//                  transaction, audit, per-service locks
 //   LDAPSource     libldap client + the `ldap` sync service
 //   GEWISDBSource  GEWISDB HTTP client + the `gewisdb` sync service
 //   Supervisor     schedules, backoff state machine, isolated child processes, sd_notify
@@ -33,6 +34,7 @@ let package = Package(
     targets: [
         // MARK: C libraries (thin, one modulemap each)
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        .systemLibrary(name: "CMariaDB", pkgConfig: "libmariadb", providers: [.apt(["libmariadb-dev"])]),
         .systemLibrary(name: "CLDAP", pkgConfig: "ldap", providers: [.apt(["libldap2-dev"])]),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
         .target(name: "CProcessSpawn", cSettings: [.define("_GNU_SOURCE")]),
@@ -48,7 +50,7 @@ let package = Package(
         ),
         .target(
             name: "SudoSOSStore",
-            dependencies: ["SyncEngine", "CLibPQ", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["SyncEngine", "CLibPQ", "CMariaDB", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .target(

@@ -12,7 +12,7 @@ public struct GEWISDBSyncService: SyncService {
     /// The clock that decides expiry (injected by tests).
     private let now: @Sendable () -> Date
     public var name: String { "gewisdb" }
-    public var snapshotRequest: SnapshotRequest { SnapshotRequest(userTypes: [.member], includeBalances: true) }
+    public var snapshotRequest: SnapshotRequest { SnapshotRequest(userTypes: [.member], includeBalances: true, writes: [.user]) }
 
     public init(settings: GEWISDBSettings) {
         self.init(settings: settings, now: { Date() })

@@ -1,7 +1,7 @@
 import Foundation
 import Logging
 
-/// Runs one service once: lock → prepare → snapshot → guard → fetch → plan → validate →
+/// Runs one service once: lock → schema check → prepare → snapshot → guard → fetch → plan → validate →
 /// threshold → apply (or only plan, on a dry run) → record. Owned by the foundation; see
 /// docs/architecture.md and docs/database.md.
 public struct SyncRunner: Sendable {
@@ -76,15 +76,20 @@ public struct SyncRunner: Sendable {
         return RunResult(summary: summary, plan: plan, exitCode: syncError?.exitCode ?? .success)
     }
 
-    /// prepare → snapshot → guard → fetch → plan → validate.
+    /// schema check → prepare → snapshot → guard → fetch → plan → validate.
     private func makePlan<S: SyncService>(
         _ service: S, dryRun: Bool, reporter: any RunReporter, logger: Logger
     ) async throws -> Plan {
         let context = RunContext(logger: logger, reporter: reporter, dryRun: dryRun)
+        // Before anything else: every column this run reads or writes must exist with its type.
+        reporter.heartbeat(phase: "schema")
+        var request = service.snapshotRequest
+        request.schema = try SudoSOSSchema.resolve(try await database.schemaFacts(), for: request)
+        logger.debug("SudoSOS schema: \(request.schema.memberTable), \(request.schema.membershipTable), \(request.schema.termsOfService.rawValue)")
         reporter.heartbeat(phase: "prepare")
         try await service.prepare(context: context)
         reporter.heartbeat(phase: "snapshot")
-        let snapshot = try await database.snapshot(service.snapshotRequest)
+        let snapshot = try await database.snapshot(request)
         let targeted = snapshot.users.values.filter { service.shouldSync($0, in: snapshot) }.sorted { $0.id < $1.id }
         logger.info("\(targeted.count) of \(snapshot.users.count) users targeted")
         reporter.heartbeat(phase: "fetch")

@@ -2,9 +2,11 @@ import Foundation
 import Testing
 import TestKit
 
-/// `sudosos-sync once gewisdb` (the real binary) against a real `gewisdb-fake` and PostgreSQL.
+/// `sudosos-sync once gewisdb` (the real binary) against a real `gewisdb-fake` and each engine.
 @Suite(.serialized) struct GEWISDBCommandLineTests {
-    func once(_ arguments: [String], database: String, fake: FakeGEWISDB, key: String? = nil) async throws -> ProcessOutput {
+    func once(
+        _ arguments: [String], database: String, fake: FakeGEWISDB, key: String? = nil, maxDeletions: Int = 50
+    ) async throws -> ProcessOutput {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gewisdb-cli-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -18,7 +20,7 @@ import TestKit
                 api_key: '\(key ?? fake.apiKey)'
                 concurrency: 4
                 request_timeout: 5s
-                max_deletions: 50
+                max_deletions: \(maxDeletions)
                 max_deletion_ratio: 1.0
             """
         try Data(yaml.utf8).write(to: config)
@@ -29,8 +31,8 @@ import TestKit
             environment: environment, timeout: .seconds(60))
     }
 
-    @Test func syncPausedExits75AndWritesNothing() async throws {
-        let fixture = try SyncFixture()
+    @Test(arguments: Engine.allCases) func syncPausedExits75AndWritesNothing(_ engine: Engine) async throws {
+        let fixture = try SyncFixture(engine)
         defer { fixture.drop() }
         let fake = try await FakeGEWISDB.start(["--members", FakeGEWISDB.fixture, "--sync-paused"])
         defer { fake.stop() }
@@ -41,8 +43,8 @@ import TestKit
         #expect(try fixture.versions() == versions)
     }
 
-    @Test func forbiddenKeyExits69NamingThePermission() async throws {
-        let fixture = try SyncFixture()
+    @Test(arguments: Engine.allCases) func forbiddenKeyExits69NamingThePermission(_ engine: Engine) async throws {
+        let fixture = try SyncFixture(engine)
         defer { fixture.drop() }
         let fake = try await FakeGEWISDB.start(["--members", FakeGEWISDB.fixture])
         defer { fake.stop() }
@@ -54,8 +56,8 @@ import TestKit
         #expect(!output.contains("not-the-key-0042"), "the key is never printed")
     }
 
-    @Test func fullRunThroughTheBinaryMasksAddresses() async throws {
-        let fixture = try SyncFixture()
+    @Test(arguments: Engine.allCases) func fullRunThroughTheBinaryMasksAddresses(_ engine: Engine) async throws {
+        let fixture = try SyncFixture(engine)
         defer { fixture.drop() }
         let fake = try await FakeGEWISDB.start(["--members", FakeGEWISDB.fixture])
         defer { fake.stop() }
@@ -69,5 +71,35 @@ import TestKit
         let again = try await once(["--json"], database: fixture.db.url, fake: fake)
         #expect(again.status == 0)
         #expect(try fixture.row(8000).hasSuffix("|2"), "second run changes nothing")
+    }
+
+    /// Balances decide who is deleted (cache + newer purchase: zero; a transfer: 5.00; a cached
+    /// debt), a removal over the threshold is refused (65) and another process holding the
+    /// lock gives 75, both writing nothing: the real binary, on each engine.
+    @Test(arguments: Engine.allCases) func refusedAndLockedRunsWriteNothing(_ engine: Engine) async throws {
+        let fixture = try SyncFixture(engine)
+        defer { fixture.drop() }
+        let fake = try await FakeGEWISDB.start(["--members", FakeGEWISDB.fixture])
+        defer { fake.stop() }
+        let versions = try fixture.versions()
+
+        let refused = try await once([], database: fixture.db.url, fake: fake, maxDeletions: 1)
+        #expect(refused.status == 65, "\(refused.stdout)\(refused.stderr)")
+        #expect(refused.stdout.contains("Outcome: refused (exit 65)"), "\(refused.stdout)")
+        #expect(try fixture.versions() == versions && fixture.auditCount() == 0)
+
+        let holder = try ServiceLockHolder(fixture.db, service: "gewisdb")
+        try await waitUntil("the client holds the lock") { try holder.isHeld() }
+        let locked = try await once([], database: fixture.db.url, fake: fake)
+        holder.release()
+        #expect(locked.status == 75, "\(locked.stdout)\(locked.stderr)")
+        #expect(try fixture.versions() == versions && fixture.auditCount() == 0)
+
+        let applied = try await once([], database: fixture.db.url, fake: fake)
+        #expect(applied.status == 0, "\(applied.stdout)\(applied.stderr)")
+        #expect(try fixture.row(8002) == "Bram|Bakker|bram@example.org|f|t|t|f|2", "zero balance: deleted")
+        #expect(try fixture.row(8003) == "Cees|Visser||f|f|f|f|2", "balance 5.00: closed, not deleted")
+        #expect(try fixture.row(8010) == "Jan|Dekker|jan@example.org|f|t|f|f|2", "debt: closed, not deleted")
+        #expect(try fixture.db.sql("SELECT outcome FROM \(fixture.runs) ORDER BY id") == "refused\nlocked\nsuccess")
     }
 }
