@@ -18,7 +18,9 @@ extension GEWISDBClient {
     /// Reads every member in `lidnrs` with at most `concurrency` requests in flight.
     ///
     /// Fails the run (`SyncError.failed`) as soon as more than `maxFailedRatio` of all members
-    /// have failed requests: a flaky API must not close members one by one. Fails at once
+    /// have failed requests (connection errors, timeouts, 5xx, and 200 answers that are not a
+    /// member, each after its retries): a flaky API must not close members one by one. Fails
+    /// (`SyncError.unavailable`) when the run's deadline passes before every member is read. Fails at once
     /// (`SyncError.unavailable`) when GEWISDB refuses the key. Heartbeats every two seconds.
     public func fetchMembers(
         _ lidnrs: [Int], concurrency: Int, maxFailedRatio: Double, context: RunContext
@@ -43,7 +45,12 @@ extension GEWISDBClient {
             var lastBeat = clock.now
             while let (lidnr, answer) = try await group.next() {
                 answers[lidnr] = answer
-                if case .failed(let problem) = answer {
+                let problem: String?
+                switch answer {
+                case .failed(let text), .unparsable(let text): problem = text
+                case .found, .notFound: problem = nil
+                }
+                if let problem {
                     failed += 1
                     if firstFailure == nil { firstFailure = "member \(lidnr): \(problem)" }
                     if Double(failed) > allowedFailures {
@@ -53,6 +60,13 @@ extension GEWISDBClient {
                             "GEWISDB: \(failed) of \(total) member requests failed (\(share)%, more than max_failed_ratio "
                                 + "\(maxFailedRatio)), so nothing is written; first: \(firstFailure ?? "")")
                     }
+                }
+                if let deadline = self.deadline, deadline.remaining <= .zero, answers.count < total {
+                    group.cancelAll()
+                    throw SyncError.unavailable(
+                        "GEWISDB: only \(answers.count) of \(total) members were read within services.gewisdb.timeout "
+                            + "(\(RunDeadline.describe(deadline.timeout))), so nothing is written"
+                            + (firstFailure.map { "; first failure: \($0)" } ?? ""))
                 }
                 if clock.now - lastBeat >= .seconds(2) {
                     reporter.heartbeat(phase: "fetch \(answers.count)/\(total)")
