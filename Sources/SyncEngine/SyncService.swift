@@ -64,14 +64,14 @@ public struct RunDeadline: Sendable, Hashable {
     /// When source requests must have given up.
     public var sourcesBy: ContinuousClock.Instant
 
-    /// From `start`: the sources get the timeout less a tenth of it (at most 5 s) for the
-    /// database work and the record that follow.
+    /// From `start`: the sources get the timeout less a fifth of it (at most 10 s), which is
+    /// left for the database work, the record of the run and the exit that follow.
     public init(timeout: Duration, from start: ContinuousClock.Instant = .now) {
         self.timeout = timeout
         sourcesBy = start + timeout - Self.reserve(of: timeout)
     }
 
-    static func reserve(of timeout: Duration) -> Duration { min(timeout / 10, .seconds(5)) }
+    static func reserve(of timeout: Duration) -> Duration { min(timeout / 5, .seconds(10)) }
 
     /// `9.0s`: a duration for messages.
     public static func describe(_ duration: Duration) -> String {
