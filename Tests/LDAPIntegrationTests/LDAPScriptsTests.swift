@@ -22,6 +22,9 @@ import Testing
     static let nfdGiven = "Zoe\u{308}"
     static let nfdSn = "Mu\u{308}ller"
 
+    /// "Ελευθερίου" with U+1F77 GREEK SMALL LETTER IOTA WITH OXIA.
+    static let oxiaSn = "Ελευθερ\u{1F77}ου"
+
     static func people(_ mode: Mode) -> [Person] {
         var people: [Person] = [
             Person(key: "greek1", given: "Piet", sn: "Ελευθερίου", cn: "Piet Ελευθερίου"),
@@ -36,8 +39,11 @@ import Testing
         ]
         // Samba keeps two DNs apart that differ only in normalisation (slapd, which normalises
         // DNs, refuses the second): two people, two accounts.
+        // Greek the same way: ί with tonos (U+03AF) and with oxia (U+1F77, canonically the same
+        // letter; polytonic keyboards type it), so "Ελευθερίου" twice.
         if mode != .slapdMemberAttribute {
             people.append(Person(key: "nfc", given: "Zoë", sn: "Müller", cn: "Zoë Müller"))
+            people.append(Person(key: "oxia", given: "Piet", sn: oxiaSn, cn: "Piet \(oxiaSn)"))
         }
         return people
     }
@@ -45,11 +51,15 @@ import Testing
     static func groups(_ mode: Mode) -> [ScratchOrganisation.Group] {
         [
             .init(key: "helper", ou: "Groups", cn: "Группа Ёж", members: ["cyrillic", "polytonic"]),
-            .init(key: "organA", ou: "Shared", display: "Επιτροπή Άλφα", cn: "Επιτροπή Ά", members: ["helper", "greek1", "cjk"]),
+            .init(
+                key: "organA", ou: "Shared", display: "Επιτροπή Άλφα", cn: "Επιτροπή Ά",
+                members: ["helper", "greek1", "cjk"] + (mode == .slapdMemberAttribute ? [] : ["oxia"])),
             .init(
                 key: "organB", ou: "Shared", display: "委员会 Bê", cn: "委员会",
                 members: ["greek2", "viet", "hangul", "nfd"] + (mode == .slapdMemberAttribute ? [] : ["nfc"])),
-            .init(key: "role", ou: "Roles", cn: "Ρόλος Ω", members: ["greek1", "greekcaps", "helper"]),
+            .init(
+                key: "role", ou: "Roles", cn: "Ρόλος Ω",
+                members: ["greek1", "greekcaps", "helper"] + (mode == .slapdMemberAttribute ? [] : ["oxia"])),
             .init(key: "SudoSOS Service Accounts", ou: "Groups", members: []),
         ]
     }
@@ -80,12 +90,13 @@ import Testing
             #"SELECT string_agg(type || ':' || "firstName" || '|' || "lastName", E'\n' ORDER BY (type || ':' || "firstName" || '|' || "lastName") COLLATE "C") FROM "user""#)
         #expect(userRows == users.joined(separator: "\n"), "\(userRows)")
         #expect(try f.count("ldap_authenticator") == users.count, "every account is bound")
-        let organA = ["cyrillic", "polytonic", "greek1", "cjk"].map { "Επιτροπή Άλφα>\(name[$0]!)" }
+        let organA = (["cyrillic", "polytonic", "greek1", "cjk"] + (mode == .slapdMemberAttribute ? [] : ["oxia"]))
+            .map { "Επιτροπή Άλφα>\(name[$0]!)" }
         let organB = (["greek2", "viet", "hangul", "nfd"] + (mode == .slapdMemberAttribute ? [] : ["nfc"])).map { "委员会 Bê>\(name[$0]!)" }
         let membershipRows = try f.value(
             #"SELECT string_agg(o."firstName" || '>' || u."firstName" || ' ' || u."lastName", E'\n' ORDER BY (o."firstName" || '>' || u."firstName" || ' ' || u."lastName") COLLATE "C") FROM organ_membership m JOIN "user" o ON o.id = m."organId" JOIN "user" u ON u.id = m."userId""#)
         #expect(membershipRows == Self.sortedBytes(organA + organB).joined(separator: "\n"), "\(membershipRows)")
-        let role = ["greek1", "greekcaps", "cyrillic", "polytonic"].map { name[$0]! }
+        let role = (["greek1", "greekcaps", "cyrillic", "polytonic"] + (mode == .slapdMemberAttribute ? [] : ["oxia"])).map { name[$0]! }
         let roleRows = try f.value(
             #"SELECT string_agg(u."firstName" || ' ' || u."lastName", E'\n' ORDER BY (u."firstName" || ' ' || u."lastName") COLLATE "C") FROM assigned_role a JOIN "user" u ON u.id = a."userId""#)
         #expect(roleRows == Self.sortedBytes(role).joined(separator: "\n"), "\(roleRows)")
