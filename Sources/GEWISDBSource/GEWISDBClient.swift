@@ -176,7 +176,8 @@ public final class GEWISDBClient: Sendable {
                 let (body, status) = try await send(request, timeout: Self.seconds(limit))
                 result = .response(status, body)
             } catch {
-                var text = Self.describe(error, timeout: Self.seconds(limit))
+                // Tenths of a second: the limit is cut to the deadline at any instant.
+                var text = Self.describe(error, timeout: (Self.seconds(limit) * 10).rounded() / 10)
                 if let deadline, (error as? URLError)?.code == .timedOut, limit < .seconds(timeout) {
                     text += ", all that services.gewisdb.timeout (\(RunDeadline.describe(deadline.timeout))) left for it"
                 }
