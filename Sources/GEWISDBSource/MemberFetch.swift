@@ -53,6 +53,16 @@ extension GEWISDBClient {
                 if let problem {
                     failed += 1
                     if firstFailure == nil { firstFailure = "member \(lidnr): \(problem)" }
+                }
+                // Out of time (a GEWISDB that stopped answering): unreachable, whatever the ratio says.
+                if let deadline = self.deadline, deadline.remaining <= .zero, answers.count < total {
+                    group.cancelAll()
+                    throw SyncError.unavailable(
+                        "GEWISDB did not answer every member within services.gewisdb.timeout "
+                            + "(\(RunDeadline.describe(deadline.timeout))): \(answers.count) of \(total) requests had ended, so nothing is written"
+                            + (firstFailure.map { "; first failure: \($0)" } ?? ""))
+                }
+                if problem != nil {
                     if Double(failed) > allowedFailures {
                         group.cancelAll()
                         let share = (Double(failed) / Double(total) * 1000).rounded() / 10
@@ -60,13 +70,6 @@ extension GEWISDBClient {
                             "GEWISDB: \(failed) of \(total) member requests failed (\(share)%, more than max_failed_ratio "
                                 + "\(maxFailedRatio)), so nothing is written; first: \(firstFailure ?? "")")
                     }
-                }
-                if let deadline = self.deadline, deadline.remaining <= .zero, answers.count < total {
-                    group.cancelAll()
-                    throw SyncError.unavailable(
-                        "GEWISDB: only \(answers.count) of \(total) members were read within services.gewisdb.timeout "
-                            + "(\(RunDeadline.describe(deadline.timeout))), so nothing is written"
-                            + (firstFailure.map { "; first failure: \($0)" } ?? ""))
                 }
                 if clock.now - lastBeat >= .seconds(2) {
                     reporter.heartbeat(phase: "fetch \(answers.count)/\(total)")

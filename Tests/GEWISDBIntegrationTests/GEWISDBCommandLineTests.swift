@@ -123,4 +123,26 @@ import TestKit
         #expect(error.contains("services.gewisdb.timeout (5.0s)"), "\(error)")
         #expect(try fixture.versions() == versions, "nothing written")
     }
+
+    /// A GEWISDB whose health answers but whose member answers never come (in time): the
+    /// fetch ends at the run's deadline, exit 69, nothing written, naming the member request.
+    @Test func onceEndsWithinItsTimeoutWhenMemberAnswersHang() async throws {
+        let fixture = try SyncFixture()
+        defer { fixture.drop() }
+        let fake = try await FakeGEWISDB.start(["--members", FakeGEWISDB.fixture, "--slow-ratio", "1", "--slow-ms", "60000"])
+        defer { fake.stop() }
+        let versions = try fixture.versions()
+        let clock = ContinuousClock()
+        let started = clock.now
+        let result = try await once([], database: fixture.db.url, fake: fake, extra: ["timeout: 5s", "request_timeout: 10s"])
+        let took = clock.now - started
+        let output = result.stdout + result.stderr
+        let error = output.split(separator: "\n").first { $0.hasPrefix("Error: ") } ?? ""
+        print("once gewisdb, member answers hang: exit \(result.status) after \(took): \(error)")
+        #expect(result.status == 69, "\(output)")
+        #expect(took < .seconds(5), "took \(took)")
+        #expect(error.contains("did not answer every member within services.gewisdb.timeout (5.0s)"), "\(error)")
+        #expect(error.contains("no answer within"), "\(error)")
+        #expect(try fixture.versions() == versions, "nothing written")
+    }
 }
