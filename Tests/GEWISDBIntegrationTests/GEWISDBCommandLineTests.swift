@@ -99,50 +99,42 @@ import TestKit
         #expect((stats["member_requests"] ?? 0) > 13, "\(stats)")
     }
 
-    /// A GEWISDB that hangs (SIGSTOPped) with `timeout: 5s` and the default request timeout
-    /// (10 s): the run ends within the 5 s, exit 69, nothing written, saying what hung.
-    @Test func onceEndsWithinItsTimeoutWhenGEWISDBHangs() async throws {
+    /// `once gewisdb` with `timeout: 5s` and the default request timeout (10 s) against `fake`,
+    /// frozen first when `freeze`: it must end within the 5 s with exit 69, write nothing, and
+    /// say what hung (`words`).
+    func expectEndsWithinTimeout(_ what: String, fakeArguments: [String], freeze: Bool, words: [String]) async throws {
         let fixture = try SyncFixture()
         defer { fixture.drop() }
-        let fake = try await FakeGEWISDB.start(["--members", FakeGEWISDB.fixture])
+        let fake = try await FakeGEWISDB.start(["--members", FakeGEWISDB.fixture] + fakeArguments)
         defer { fake.stop() }
         let versions = try fixture.versions()
-        kill(fake.process.processIdentifier, SIGSTOP)
-        defer { kill(fake.process.processIdentifier, SIGCONT) }
+        if freeze { kill(fake.process.processIdentifier, SIGSTOP) }
+        defer { if freeze { kill(fake.process.processIdentifier, SIGCONT) } }
         let clock = ContinuousClock()
         let started = clock.now
         let result = try await once([], database: fixture.db.url, fake: fake, extra: ["timeout: 5s", "request_timeout: 10s"])
         let took = clock.now - started
         let output = result.stdout + result.stderr
         let error = output.split(separator: "\n").first { $0.hasPrefix("Error: ") } ?? ""
-        print("once gewisdb, frozen GEWISDB: exit \(result.status) after \(took): \(error)")
+        print("once gewisdb, \(what): exit \(result.status) after \(took): \(error)")
         #expect(result.status == 69, "\(output)")
         #expect(took < .seconds(5), "took \(took)")
-        #expect(error.contains("/health"), "\(error)")
-        #expect(error.contains("no answer within"), "\(error)")
-        #expect(error.contains("services.gewisdb.timeout (5.0s)"), "\(error)")
+        for word in words + ["no answer within", "services.gewisdb.timeout (5.0s)"] {
+            #expect(error.contains(word), "\(error)")
+        }
         #expect(try fixture.versions() == versions, "nothing written")
     }
 
+    /// A GEWISDB that hangs (SIGSTOPped): the health request is the one that hung.
+    @Test func onceEndsWithinItsTimeoutWhenGEWISDBHangs() async throws {
+        try await expectEndsWithinTimeout("frozen GEWISDB", fakeArguments: [], freeze: true, words: ["/health"])
+    }
+
     /// A GEWISDB whose health answers but whose member answers never come (in time): the
-    /// fetch ends at the run's deadline, exit 69, nothing written, naming the member request.
+    /// fetch ends at the run's deadline, naming the member request.
     @Test func onceEndsWithinItsTimeoutWhenMemberAnswersHang() async throws {
-        let fixture = try SyncFixture()
-        defer { fixture.drop() }
-        let fake = try await FakeGEWISDB.start(["--members", FakeGEWISDB.fixture, "--slow-ratio", "1", "--slow-ms", "60000"])
-        defer { fake.stop() }
-        let versions = try fixture.versions()
-        let clock = ContinuousClock()
-        let started = clock.now
-        let result = try await once([], database: fixture.db.url, fake: fake, extra: ["timeout: 5s", "request_timeout: 10s"])
-        let took = clock.now - started
-        let output = result.stdout + result.stderr
-        let error = output.split(separator: "\n").first { $0.hasPrefix("Error: ") } ?? ""
-        print("once gewisdb, member answers hang: exit \(result.status) after \(took): \(error)")
-        #expect(result.status == 69, "\(output)")
-        #expect(took < .seconds(5), "took \(took)")
-        #expect(error.contains("did not answer every member within services.gewisdb.timeout (5.0s)"), "\(error)")
-        #expect(error.contains("no answer within"), "\(error)")
-        #expect(try fixture.versions() == versions, "nothing written")
+        try await expectEndsWithinTimeout(
+            "member answers hang", fakeArguments: ["--slow-ratio", "1", "--slow-ms", "60000"], freeze: false,
+            words: ["did not answer every member within services.gewisdb.timeout (5.0s)", "member 80"])
     }
 }
