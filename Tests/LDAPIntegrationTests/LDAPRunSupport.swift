@@ -84,10 +84,16 @@ final class OwnSlapd {
     /// This server as a `TestDirectory`, for scratch organisations and settings.
     var directory: TestDirectory { .ownSlapd(values) }
 
-    init(full: Bool = false) throws {
+    /// `tls`: a certificate and key (PEM files) to serve LDAPS with as well (`ldapsURL`).
+    init(full: Bool = false, tls: (certificate: String, key: String)? = nil) throws {
         let script = try TestEnvironment.require("SUDOSOS_TEST_SLAPD_SCRIPT")
         dir = NSTemporaryDirectory() + "ldap-own-slapd-" + UUID().uuidString
-        let result = try runProcess("/bin/bash", [script, "start", dir] + (full ? [] : ["--minimal"]))
+        var environment = ProcessInfo.processInfo.environment
+        if let tls {
+            environment["SLAPD_TLS_CERT"] = tls.certificate
+            environment["SLAPD_TLS_KEY"] = tls.key
+        }
+        let result = try runProcess("/bin/bash", [script, "start", dir] + (full ? [] : ["--minimal"]), environment: environment)
         let text = result.stdout
         guard result.status == 0 else { throw LDAPToolFailed(output: "slapd.sh start: \(result.stderr)") }
         var values: [String: String] = [:]
@@ -111,6 +117,9 @@ final class OwnSlapd {
             sharedAccountFilter: "OU=Organisation,\(root)", guidAttribute: .objectGUID, nestedGroups: .memberAttribute,
             networkTimeout: networkTimeout, operationTimeout: operationTimeout)
     }
+
+    /// `ldaps://127.0.0.1:PORT` when started with `tls`.
+    var ldapsURL: String? { values["SUDOSOS_TEST_SLAPD_LDAPS_URL"] }
 
     func signal(_ signal: Int32) { kill(pid, signal) }
 

@@ -176,3 +176,69 @@ import TestKit
         #expect(result.summary.entities == EntityCounts(passed: 1, failed: 0, skipped: 1))
     }
 }
+
+/// The runner's timeout: a source stuck in a call that cannot be interrupted (a blocked
+/// thread, as libldap or libpq block) does not hold the run past it.
+@Suite struct RunnerTimeoutTests {
+    /// `fetch` blocks a thread of its own for `seconds` and ignores cancellation; the sources
+    /// were told a deadline (`context.deadline`) it does not honour.
+    struct StuckService: SyncService {
+        typealias Source = Int
+        var name: String { "test" }
+        var snapshotRequest: SnapshotRequest { SnapshotRequest(userTypes: [.member]) }
+        let seconds: Double
+        let sawDeadline = Sawn()
+
+        final class Sawn: @unchecked Sendable {
+            private let lock = NSLock()
+            private var value: RunDeadline?
+            var deadline: RunDeadline? { lock.withLock { value } }
+            func set(_ deadline: RunDeadline?) { lock.withLock { value = deadline } }
+        }
+
+        func shouldSync(_ user: User, in snapshot: Snapshot) -> Bool { true }
+
+        func fetch(targeted: [User], snapshot: Snapshot, context: RunContext) async throws -> Int {
+            sawDeadline.set(context.deadline)
+            context.reporter.heartbeat(phase: "reading the stuck source")
+            let seconds = self.seconds
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                Thread.detachNewThread {
+                    Thread.sleep(forTimeInterval: seconds)
+                    continuation.resume()
+                }
+            }
+            return 0
+        }
+
+        func plan(source: Int, targeted: [User], snapshot: Snapshot) -> Plan {
+            var plan = Plan(service: name)
+            plan.append(.createUser(NewUser(ref: 1, type: .member, firstName: "Too Late")), reason: "after the timeout")
+            return plan
+        }
+    }
+
+    @Test func aRunStillUnplannedAtItsTimeoutFailsAtOnceAndWritesNothing() async throws {
+        let f = try StoreFixture()
+        defer { f.drop() }
+        let before = try f.sudososState()
+        var runner = f.runner()
+        runner.timeout = .seconds(2)
+        let service = StuckService(seconds: 8)
+        let clock = ContinuousClock()
+        let started = clock.now
+        let result = await runner.run(service, dryRun: false, reporter: SilentReporter())
+        let took = clock.now - started
+        #expect(result.exitCode == .failure)
+        #expect(took < .seconds(5), "took \(took)")
+        let error = result.summary.error ?? ""
+        #expect(error.contains("did not finish within services.test.timeout (2.0s)"), "\(error)")
+        #expect(error.contains(#"hung at phase "reading the stuck source""#), "\(error)")
+        #expect(try f.sudososState() == before)
+        #expect(try f.value("SELECT outcome FROM sudosos_sync.run") == "failure")
+        // The sources were given a deadline before the timeout (a fifth of it is left over).
+        let deadline = try #require(service.sawDeadline.deadline)
+        #expect(deadline.timeout == .seconds(2))
+        #expect(deadline.sourcesBy - started < .seconds(2) && deadline.sourcesBy - started > .seconds(1))
+    }
+}
