@@ -8,6 +8,7 @@
 //   GEWISDBSource  GEWISDB HTTP client + the `gewisdb` sync service
 //   Supervisor     schedules, backoff state machine, isolated child processes, sd_notify
 //   Observability  Prometheus registry, /proc process metrics, the HTTP endpoint
+//   BuildInfo      version, git revision, Swift version of the build (Plugins/BuildInfoPlugin)
 //   sudosos-sync   the command line
 //   gewisdb-fake   a GEWISDB API server for tests and the local demo
 import PackageDescription
@@ -36,6 +37,12 @@ let package = Package(
         .systemLibrary(name: "CLDAP", pkgConfig: "ldap", providers: [.apt(["libldap2-dev"])]),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
         .target(name: "CProcessSpawn", cSettings: [.define("_GNU_SOURCE")]),
+
+        // MARK: Build information
+        // BuildInfo: the version (VERSION), git revision and Swift version of this build,
+        // written before every build by BuildInfoPlugin (a prebuild `sh` command).
+        .plugin(name: "BuildInfoPlugin", capability: .buildTool()),
+        .target(name: "BuildInfo", swiftSettings: swiftSettings, plugins: ["BuildInfoPlugin"]),
 
         // MARK: Modules
         .target(
@@ -84,7 +91,7 @@ let package = Package(
         .executableTarget(
             name: "sudosos-sync",
             dependencies: [
-                "SyncEngine", "SudoSOSStore", "LDAPSource", "GEWISDBSource", "Supervisor", "Observability",
+                "SyncEngine", "SudoSOSStore", "LDAPSource", "GEWISDBSource", "Supervisor", "Observability", "BuildInfo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
