@@ -11,6 +11,7 @@
 //   BuildInfo      version, git revision, Swift version of the build (Plugins/BuildInfoPlugin)
 //   sudosos-sync   the command line
 //   gewisdb-fake   a GEWISDB API server for tests and the local demo
+//   Manual         the manual pages (sudosos-sync-manual, scripts/manual)
 import PackageDescription
 
 let swiftSettings: [SwiftSetting] = [
@@ -107,6 +108,12 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // The manual pages: sudosos-sync.yaml(5) from the configuration's own tables, and the
+        // sections of sudosos-sync(8) that swift-argument-parser's generate-manual cannot know.
+        // A build tool (scripts/manual), not installed.
+        .target(name: "Manual", dependencies: ["SyncEngine"], swiftSettings: swiftSettings),
+        .executableTarget(name: "sudosos-sync-manual", dependencies: ["Manual"], swiftSettings: swiftSettings),
+
         // endpoint-demo: the HTTP endpoint with real metrics fed by simulated runs, for the
         // Prometheus end-to-end test, the status page screenshot and the /metrics benchmark.
         .executableTarget(
@@ -160,6 +167,11 @@ let package = Package(
         .testTarget(
             name: "CommandLineTests",
             dependencies: ["SyncEngine", "TestKit"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ManualTests",
+            dependencies: ["Manual", "SyncEngine", "TestKit"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
