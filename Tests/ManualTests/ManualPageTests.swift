@@ -86,6 +86,15 @@ import TestKit
         try Self.checkWithMan(page, name: "sudosos-sync.8")
     }
 
+    /// The unit's `Documentation=` names exactly the two pages generated here.
+    @Test func theUnitLinksBothPages() throws {
+        let unit = try String(
+            contentsOf: TestEnvironment.repositoryRoot.appendingPathComponent("systemd/sudosos-sync.service"), encoding: .utf8)
+        #expect(unit.split(separator: "\n").contains("Documentation=man:sudosos-sync(8) man:sudosos-sync.yaml(5)"))
+        let page = try ConfigurationPage.render(date: "2026-12-03", version: "9.9.9")
+        #expect(page.contains("\n.Dt SUDOSOS-SYNC.YAML 5\n") && page.contains("\n.Nm sudosos-sync.yaml\n"))
+    }
+
     /// What lintian runs on a page (man-db's `man --warnings`, groff underneath): no warning.
     static func checkWithMan(_ page: String, name: String) throws {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("\(UUID().uuidString)-\(name)")
