@@ -24,6 +24,9 @@
 #
 #   SKIP_BUILD=1   use the release binary as it is
 #   KEEP=1         keep the state directory (its path is printed)
+#   PROFILE=DIR    afterwards, a full and a no-change run under `perf record -e cpu-clock`:
+#                  DIR/{full,nochange}.{data,self.txt,children.txt}; and under `perf stat`
+#                  (CPU time, context switches)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -233,6 +236,31 @@ for r in $(seq 1 "$rounds"); do
   ldapmodify -x -H "$url" -D "$admin_dn" -w "$admin_pw" -f "$state/gen/revert.ldif" >/dev/null
   psql_q "$pg_admin" -c "DROP DATABASE load_$r" -c "DROP DATABASE run_$r"
 done
+
+if [[ -n ${PROFILE:-} ]]; then
+  # Where the daemon's CPU time goes: perf's cpu-clock samples (this machine's perf has no
+  # hardware counters, and valgrind 3.19 cannot run the Swift 6.3 binary), plus its CPU time
+  # and context switches.
+  mkdir -p "$PROFILE"
+  psql_q "$pg_admin" -c "CREATE DATABASE prof TEMPLATE bench_base"
+  config prof >"$state/config-prof.yaml"
+  for what in full nochange; do
+    say "profile: $what"
+    CREDENTIALS_DIRECTORY="$state/credentials" perf record -q -e cpu-clock -F 4000 -g -o "$PROFILE/$what.data" \
+      "$bin" once ldap --json --config "$state/config-prof.yaml" >/dev/null 2>"$PROFILE/$what.log"
+    perf report -i "$PROFILE/$what.data" --stdio --no-children --sort symbol -g none --percent-limit 0.5 2>/dev/null \
+      | grep -v '^#' | grep -v '^$' | head -60 >"$PROFILE/$what.self.txt" || true
+    perf report -i "$PROFILE/$what.data" --stdio --children --sort symbol -g none --percent-limit 2 2>/dev/null \
+      | grep -v '^#' | grep -v '^$' | head -80 >"$PROFILE/$what.children.txt" || true
+  done
+  for what in full nochange; do
+    psql_q "$pg_admin" -c "DROP DATABASE prof" -c "CREATE DATABASE prof TEMPLATE bench_base"
+    [[ $what == nochange ]] && daemon prof >/dev/null 2>&1
+    CREDENTIALS_DIRECTORY="$state/credentials" perf stat -e task-clock,context-switches,cpu-migrations -o "$PROFILE/$what.stat" \
+      "$bin" once ldap --json --config "$state/config-prof.yaml" >/dev/null 2>&1
+    say "perf stat $what: $(grep -E 'task-clock|context-switches|elapsed' "$PROFILE/$what.stat" | awk '{print $1, $2}' | tr '\n' ' ')"
+  done
+fi
 
 python3 - "$state" "$n" "$ad" "$rounds" <<'PY'
 import json, os, statistics, sys

@@ -147,14 +147,26 @@ final class LDAPConnection: @unchecked Sendable {
         base: String, scope: LDAPScope, filter: String, attributes: [String], pageSize: Int,
         onPage: (Bool, Double) -> Void
     ) throws(SyncError) -> [LDAPEntry] {
+        try pagedSearch(
+            base: base, scope: scope, filter: filter, attributes: attributes, pageSize: pageSize, onPage: onPage
+        ) { (entry: LDAPEntryView) throws(SyncError) in try entry.entry() }
+    }
+
+    /// The paged search, each entry handed to `decode` straight from libldap's buffer (no
+    /// intermediate copy of its values). Pipelined: as soon as a page has arrived, the request
+    /// for the next one goes out, and the page is decoded while the server prepares the next.
+    func pagedSearch<T>(
+        base: String, scope: LDAPScope, filter: String, attributes: [String], pageSize: Int,
+        onPage: (Bool, Double) -> Void, decode: (LDAPEntryView) throws(SyncError) -> T?
+    ) throws(SyncError) -> [T] {
         guard let ld else { throw .failed("LDAP handle already closed") }
-        var entries: [LDAPEntry] = []
-        var cookie = berval(bv_len: 0, bv_val: nil)
-        defer { if cookie.bv_val != nil { ber_memfree(cookie.bv_val) } }
+        var decoded: [T] = []
         // attrs: a NULL-terminated char* array, freed after the search.
         var cAttributes: [UnsafeMutablePointer<CChar>?] = attributes.map { strdup($0) } + [nil]
         defer { for p in cAttributes { free(p) } }
-        repeat {
+
+        /// Sends the request for the page after `cookie` (empty: the first page); its message id.
+        func request(_ cookie: inout berval) throws(SyncError) -> Int32 {
             var control: UnsafeMutablePointer<LDAPControl>?
             var rc = ldap_create_page_control(ld, ber_int_t(pageSize), &cookie, 1, &control)
             guard rc == LDAP_SUCCESS, let control else {
@@ -163,88 +175,74 @@ final class LDAPConnection: @unchecked Sendable {
             defer { ldap_control_free(control) }
             var serverControls: [UnsafeMutablePointer<LDAPControl>?] = [control, nil]
             var timeout = Self.timeval(options.operationTimeout)
-            var result: OpaquePointer?
-            let started = ContinuousClock.now
+            var msgid: Int32 = -1
             requests += 1
             rc = cAttributes.withUnsafeMutableBufferPointer { attrs in
                 serverControls.withUnsafeMutableBufferPointer { controls in
-                    ldap_search_ext_s(
-                        ld, base, scope.raw, filter, attrs.baseAddress, 0, controls.baseAddress, nil, &timeout, 0, &result)
+                    ldap_search_ext(ld, base, scope.raw, filter, attrs.baseAddress, 0, controls.baseAddress, nil, &timeout, 0, &msgid)
                 }
             }
+            guard rc == LDAP_SUCCESS else { throw searchError(rc, base: base) }
+            return msgid
+        }
+
+        var empty = berval(bv_len: 0, bv_val: nil)
+        var pending: Int32? = try request(&empty)
+        var started = ContinuousClock.now
+        defer { if let pending { ldap_abandon_ext(ld, pending, nil, nil) } }
+        while let msgid = pending {
+            // The whole page: its entries and the final result, chained.
+            var timeout = Self.timeval(options.operationTimeout)
+            var result: OpaquePointer?
+            let got = ldap_result(ld, msgid, LDAP_MSG_ALL, &timeout, &result)
             let seconds = Self.seconds(ContinuousClock.now - started)
             defer { if let result { ldap_msgfree(result) } }
-            guard rc == LDAP_SUCCESS, let result else {
+            guard got > 0, let result else {
                 onPage(false, seconds)
-                throw searchError(rc, base: base)
+                var code: Int32 = LDAP_TIMEOUT
+                if got < 0 { ldap_get_option(ld, LDAP_OPT_RESULT_CODE, &code) }
+                throw searchError(code, base: base)
             }
-            // Entries only: continuation references (ldap_first_message would show them) are ignored.
-            var message = ldap_first_entry(ld, result)
-            while let current = message {
-                entries.append(try readEntry(current))
-                message = ldap_next_entry(ld, current)
-            }
+            pending = nil
             // The server's answer to the control: the cookie for the next page.
             var errorCode: Int32 = 0
             var responseControls: UnsafeMutablePointer<UnsafeMutablePointer<LDAPControl>?>?
-            rc = ldap_parse_result(ld, result, &errorCode, nil, nil, nil, &responseControls, 0)
+            var rc = ldap_parse_result(ld, result, &errorCode, nil, nil, nil, &responseControls, 0)
             defer { if let responseControls { ldap_controls_free(responseControls) } }
             guard rc == LDAP_SUCCESS, errorCode == LDAP_SUCCESS else {
                 onPage(false, seconds)
                 throw searchError(rc == LDAP_SUCCESS ? errorCode : rc, base: base)
             }
             onPage(true, seconds)
-            if cookie.bv_val != nil { ber_memfree(cookie.bv_val) }
-            cookie = berval(bv_len: 0, bv_val: nil)
             guard let pageControl = ldap_control_find(LDAPConnection.pagedResultsOID, responseControls, nil) else {
                 throw .failed("the LDAP server ignored the paged-results control on a search under \(base)")
             }
             var count: ber_int_t = 0
+            var cookie = berval(bv_len: 0, bv_val: nil)
             rc = ldap_parse_pageresponse_control(ld, pageControl, &count, &cookie)
+            defer { if cookie.bv_val != nil { ber_memfree(cookie.bv_val) } }
             guard rc == LDAP_SUCCESS else {
                 throw .failed("unreadable paged-results answer from the LDAP server: \(describe(rc))")
             }
-        } while cookie.bv_len > 0
-        return entries
+            if cookie.bv_len > 0 {
+                pending = try request(&cookie)
+                started = ContinuousClock.now
+            }
+            // Entries only: continuation references (ldap_first_message would show them) are ignored.
+            var message = ldap_first_entry(ld, result)
+            while let current = message {
+                if let value = try decode(LDAPEntryView(ld: ld, message: current)) { decoded.append(value) }
+                message = ldap_next_entry(ld, current)
+            }
+        }
+        return decoded
     }
 
     static let pagedResultsOID = "1.2.840.113556.1.4.319"
 
     // MARK: - Helpers
 
-    private func readEntry(_ message: OpaquePointer) throws(SyncError) -> LDAPEntry {
-        guard let ld else { throw .failed("LDAP handle already closed") }
-        guard let rawDN = ldap_get_dn(ld, message) else { throw .failed("LDAP entry without a DN") }
-        let dn = String(cString: rawDN)
-        ldap_memfree(rawDN)
-        var attributes: [String: [[UInt8]]] = [:]
-        var ber: OpaquePointer?
-        var name = ldap_first_attribute(ld, message, &ber)
-        while let current = name {
-            let key = String(cString: current).lowercased()
-            if let values = ldap_get_values_len(ld, message, current) {
-                var list: [[UInt8]] = []
-                var i = 0
-                while let value = values[i] {
-                    let length = Int(value.pointee.bv_len)
-                    if length > 0, let bytes = value.pointee.bv_val {
-                        list.append(Array(UnsafeRawBufferPointer(start: bytes, count: length).bindMemory(to: UInt8.self)))
-                    } else {
-                        list.append([])
-                    }
-                    i += 1
-                }
-                ldap_value_free_len(values)
-                attributes[key, default: []] += list
-            }
-            ldap_memfree(current)
-            name = ldap_next_attribute(ld, message, ber)
-        }
-        if let ber { ber_free(ber, 0) }
-        return LDAPEntry(dn: dn, attributes: attributes)
-    }
-
-    private func searchError(_ rc: Int32, base: String) -> SyncError {
+    func searchError(_ rc: Int32, base: String) -> SyncError {
         let text = "LDAP search under \(base) failed: \(describe(rc))"
         switch rc {
         case LDAP_SERVER_DOWN, LDAP_TIMEOUT, LDAP_CONNECT_ERROR, LDAP_TIMELIMIT_EXCEEDED, LDAP_UNAVAILABLE, LDAP_BUSY:
@@ -285,4 +283,59 @@ final class LDAPConnection: @unchecked Sendable {
         let (s, a) = duration.components
         return Double(s) + Double(a) / 1e18
     }
+}
+
+/// One entry of a search answer as libldap holds it, read in place: valid only during the
+/// `decode` call of `pagedSearch` that hands it out. Values are byte views into libldap's
+/// buffer, never copied unless the caller copies them.
+struct LDAPEntryView {
+    let ld: OpaquePointer
+    let message: OpaquePointer
+
+    /// Walks the entry once: `dn` gets the DN's bytes, then `body` each attribute's name and
+    /// values, as sent (names in the server's spelling).
+    func read(
+        dn: (UnsafeRawBufferPointer) throws(SyncError) -> Void,
+        _ body: (_ attribute: UnsafeRawBufferPointer, _ values: UnsafeBufferPointer<berval>) throws(SyncError) -> Void
+    ) throws(SyncError) {
+        var ber: OpaquePointer?
+        var dnValue = berval(bv_len: 0, bv_val: nil)
+        guard ldap_get_dn_ber(ld, message, &ber, &dnValue) == LDAP_SUCCESS, let ber, dnValue.bv_val != nil else {
+            throw .failed("LDAP entry without a DN")
+        }
+        defer { ber_free(ber, 0) }
+        try dn(UnsafeRawBufferPointer(start: dnValue.bv_val, count: Int(dnValue.bv_len)))
+        while true {
+            var name = berval(bv_len: 0, bv_val: nil)
+            var values: UnsafeMutablePointer<berval>?
+            guard ldap_get_attribute_ber(ld, message, ber, &name, &values) == LDAP_SUCCESS else {
+                if let values { ber_memfree(values) }
+                throw .failed("undecodable LDAP entry")
+            }
+            defer { if let values { ber_memfree(values) } }
+            guard let nameBytes = name.bv_val else { return }
+            var count = 0
+            if let values { while values[count].bv_val != nil { count += 1 } }
+            try body(
+                UnsafeRawBufferPointer(start: nameBytes, count: Int(name.bv_len)),
+                UnsafeBufferPointer(start: values, count: count))
+        }
+    }
+
+    /// The entry as a value (names lowercased, values copied).
+    func entry() throws(SyncError) -> LDAPEntry {
+        var dn = ""
+        var attributes: [String: [[UInt8]]] = [:]
+        try read(dn: { bytes throws(SyncError) in dn = String(decoding: bytes, as: UTF8.self) }) { name, values throws(SyncError) in
+            let key = String(decoding: name, as: UTF8.self).lowercased()
+            attributes[key, default: []] += values.map { Self.bytes($0) }
+        }
+        return LDAPEntry(dn: dn, attributes: attributes)
+    }
+
+    static func view(_ value: berval) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: value.bv_val, count: value.bv_val == nil ? 0 : Int(value.bv_len))
+    }
+
+    static func bytes(_ value: berval) -> [UInt8] { Array(view(value)) }
 }

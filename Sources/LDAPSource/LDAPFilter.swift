@@ -49,7 +49,16 @@ public enum DistinguishedName {
         let rc = ldap_dn_normalize(dn, UInt32(LDAP_DN_FORMAT_LDAP), &out, UInt32(LDAP_DN_FORMAT_LDAPV3 | LDAP_DN_PRETTY))
         guard rc == LDAP_SUCCESS, let out else { return dn.lowercased() }
         defer { ldap_memfree(out) }
-        return String(cString: out).lowercased()
+        return lowercased(UnsafeRawBufferPointer(start: out, count: strlen(out)))
+    }
+
+    /// `String(decoding: bytes).lowercased()`, with ASCII text (most DNs) folded byte by byte.
+    static func lowercased(_ bytes: UnsafeRawBufferPointer) -> String {
+        guard bytes.allSatisfy({ $0 < 0x80 }) else { return String(decoding: bytes, as: UTF8.self).lowercased() }
+        return String(unsafeUninitializedCapacity: bytes.count) { buffer in
+            for i in 0..<bytes.count { buffer[i] = ObjectDecoder.foldASCII(bytes[i]) }
+            return bytes.count
+        }
     }
 }
 

@@ -31,6 +31,10 @@ struct LDAPPlanner {
     private var bindings: [PlannedChange] = []
     private var serviceMembers: Set<String> = []
     private var employeeNumberCount: [Int: Int] = [:]
+    /// organ id → its `organ_membership` rows.
+    private var membershipsOfOrgan: [Int: [OrganMembership]] = [:]
+    /// member number → the users holding it in `member_user`, ascending.
+    private var usersWithMemberNumber: [Int: [Int]] = [:]
     private var passed: Set<String> = []
 
     init(directory: Directory, snapshot: Snapshot, guidAttribute: GUIDAttribute, service: String = "ldap") {
@@ -130,7 +134,10 @@ struct LDAPPlanner {
     // MARK: - GUIDs and bindings
 
     private mutating func indexGUIDs() {
-        var owners: [String: [String]] = [:]
+        // hex → the first owner's DN key, and the number of owners when more than one.
+        var owner: [String: String] = [:]
+        var shared: [String: [String]] = [:]
+        owner.reserveCapacity(directory.objects.count)
         for (key, object) in directory.objects {
             guard let raw = object.guid else {
                 guidProblem[key] = Rejection(
@@ -143,19 +150,21 @@ struct LDAPPlanner {
                     detail: "\(guidAttribute.rawValue) is not a GUID (\(raw.count) bytes)")
                 continue
             }
-            owners[hex, default: []].append(key)
+            if let first = owner.updateValue(key, forKey: hex) {
+                owner[hex] = first
+                shared[hex, default: [first]].append(key)
+            }
         }
-        for (hex, keys) in owners {
-            existing.insert(hex)
-            if keys.count == 1 {
-                guidOf[keys[0]] = hex
-                objectByGUID[hex] = keys[0]
-            } else {
-                for key in keys {
-                    guidProblem[key] = Rejection(
-                        record: directory.objects[key]!.dn, reason: .duplicateKey,
-                        detail: "\(guidAttribute.rawValue) is shared with \(keys.count - 1) other object\(keys.count == 2 ? "" : "s")")
-                }
+        existing = Set(owner.keys)
+        for (hex, key) in owner where shared[hex] == nil {
+            guidOf[key] = hex
+            objectByGUID[hex] = key
+        }
+        for (_, keys) in shared {
+            for key in keys {
+                guidProblem[key] = Rejection(
+                    record: directory.objects[key]!.dn, reason: .duplicateKey,
+                    detail: "\(guidAttribute.rawValue) is shared with \(keys.count - 1) other object\(keys.count == 2 ? "" : "s")")
             }
         }
     }
@@ -166,7 +175,13 @@ struct LDAPPlanner {
         switch attribute {
         case .objectGUID:
             guard raw.count == 16 else { return nil }
-            return raw.map { String($0, radix: 16).leftPadded(to: 2) }.joined()
+            return String(unsafeUninitializedCapacity: 32) { out in
+                for (i, byte) in raw.enumerated() {
+                    out[2 * i] = hexDigits[Int(byte >> 4)]
+                    out[2 * i + 1] = hexDigits[Int(byte & 0xF)]
+                }
+                return 32
+            }
         case .entryUUID:
             guard let text = String(validating: raw, as: UTF8.self) else { return nil }
             let digits = text.lowercased().filter { $0 != "-" }
@@ -175,10 +190,16 @@ struct LDAPPlanner {
         }
     }
 
+    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+
     private mutating func indexBindings() {
         for (userId, uuid) in snapshot.ldapBindings.sorted(by: { $0.key < $1.key }) {
             let hex = uuid.lowercased()
             if boundUser[hex] == nil { boundUser[hex] = userId }
+        }
+        for row in snapshot.organMemberships { membershipsOfOrgan[row.organId, default: []].append(row) }
+        for (userId, number) in snapshot.memberNumbers.sorted(by: { $0.key < $1.key }) {
+            usersWithMemberNumber[number, default: []].append(userId)
         }
     }
 
@@ -299,7 +320,7 @@ struct LDAPPlanner {
                         record: object.dn, reason: .duplicateKey,
                         detail: "employeeNumber \(number) is shared with another directory object")
                 }
-                let owners = snapshot.memberNumbers.filter { $0.value == number }.keys.sorted()
+                let owners = usersWithMemberNumber[number] ?? []
                 let live = owners.filter { snapshot.users[$0].map(Self.isTargeted) ?? false }
                 if live.count > 1 {
                     throw Rejection(
@@ -362,7 +383,7 @@ struct LDAPPlanner {
         let dn = directory.objects[group]?.dn ?? group
         var current: [Int: Int] = [:]
         if case .existing(let organId) = organ {
-            for row in snapshot.organMemberships where row.organId == organId { current[row.userId] = row.index }
+            for row in membershipsOfOrgan[organId] ?? [] { current[row.userId] = row.index }
         }
         var changes: [PlannedChange] = []
         var wantedExisting: Set<Int> = []
