@@ -255,9 +255,12 @@ if [[ -n ${PROFILE:-} ]]; then
   done
   for what in full nochange; do
     psql_q "$pg_admin" -c "DROP DATABASE prof" -c "CREATE DATABASE prof TEMPLATE bench_base"
-    [[ $what == nochange ]] && daemon prof >/dev/null 2>&1
+    if [[ $what == nochange ]]; then daemon prof >/dev/null 2>&1; fi
     CREDENTIALS_DIRECTORY="$state/credentials" perf stat -e task-clock,context-switches,cpu-migrations -o "$PROFILE/$what.stat" \
       "$bin" once ldap --json --config "$state/config-prof.yaml" >/dev/null 2>&1
+    if [[ $what == full ]]; then psql_q "$pg_admin" -c "DROP DATABASE prof" -c "CREATE DATABASE prof TEMPLATE bench_base"; fi
+    CREDENTIALS_DIRECTORY="$state/credentials" "$bin" once ldap --json --log-level debug --config "$state/config-prof.yaml" \
+      >/dev/null 2>"$PROFILE/$what.debug.log" || true
     say "perf stat $what: $(grep -E 'task-clock|context-switches|elapsed' "$PROFILE/$what.stat" | awk '{print $1, $2}' | tr '\n' ' ')"
   done
 fi

@@ -94,7 +94,10 @@ struct DirectoryReader {
     /// Adds the objects not there yet (the first one read of a DN wins).
     private func add(_ objects: [DirectoryObject], to directory: inout Directory) {
         if directory.objects.isEmpty {
-            directory.objects = Dictionary(objects.lazy.map { ($0.key, $0) }, uniquingKeysWith: { first, _ in first })
+            // Sized once, one hash per object; walked backwards so the first of a DN stays.
+            var all = [String: DirectoryObject](minimumCapacity: objects.count)
+            for object in objects.reversed() { all.updateValue(object, forKey: object.key) }
+            directory.objects = all
             return
         }
         for object in objects where directory.objects[object.key] == nil { directory.objects[object.key] = object }
@@ -109,23 +112,25 @@ struct ObjectDecoder: Sendable {
     /// `member_attribute` mode: keep the `member` values (as DN keys).
     let members: Bool
 
-    static let textAttributes = ["cn", "displayname", "givenname", "sn", "mail", "employeenumber"]
+    static let textAttributes = DirectoryAttributes.names
 
     func object(_ entry: LDAPEntryView) throws(SyncError) -> DirectoryObject {
         var dn = ""
         var isGroup = false
-        var guid: [UInt8]?
-        var attributes: [String: [UInt8]] = [:]
+        // The first value of each slot (DirectoryAttributes.names, then the GUID), as views
+        // into libldap's buffer until the one copy at the end.
+        var slots = [UnsafeRawBufferPointer?](repeating: nil, count: Self.textAttributes.count + 1)
         var memberKeys: [String] = []
         var ranged = false
         let guidName = guidAttribute
         let wantMembers = members
+        let guidSlot = Self.textAttributes.count
         try entry.read(dn: { bytes throws(SyncError) in dn = String(decoding: bytes, as: UTF8.self) }) {
             name, values throws(SyncError) in
             if Self.equalsASCIILowercase(name, "objectclass") {
                 if !isGroup { isGroup = values.contains { Self.isGroupClass(LDAPEntryView.view($0)) } }
             } else if Self.equalsASCIILowercase(name, guidName) {
-                if guid == nil, let first = values.first { guid = LDAPEntryView.bytes(first) }
+                if slots[guidSlot] == nil, let first = values.first { slots[guidSlot] = LDAPEntryView.view(first) }
             } else if wantMembers, Self.equalsASCIILowercase(name, "member") {
                 memberKeys.reserveCapacity(memberKeys.count + values.count)
                 for value in values {
@@ -133,8 +138,8 @@ struct ObjectDecoder: Sendable {
                 }
             } else if wantMembers, Self.hasASCIILowercasePrefix(name, "member;range=") {
                 ranged = true
-            } else if let key = Self.textAttributes.first(where: { Self.equalsASCIILowercase(name, $0) }) {
-                if attributes[key] == nil, let first = values.first { attributes[key] = LDAPEntryView.bytes(first) }
+            } else if let i = Self.textAttributes.firstIndex(where: { Self.equalsASCIILowercase(name, $0) }) {
+                if slots[i] == nil, let first = values.first { slots[i] = LDAPEntryView.view(first) }
             }
         }
         if ranged {
@@ -143,7 +148,8 @@ struct ObjectDecoder: Sendable {
                     + "use services.ldap.nested_groups: matching_rule_in_chain with Active Directory")
         }
         return DirectoryObject(
-            dn: dn, key: DistinguishedName.key(dn), isGroup: isGroup, guid: guid, attributes: attributes, members: memberKeys)
+            dn: dn, key: DistinguishedName.key(dn), isGroup: isGroup, attributes: DirectoryAttributes(slots: slots),
+            members: memberKeys)
     }
 
     static let groupClasses = ["group", "groupofnames", "groupofuniquenames"]

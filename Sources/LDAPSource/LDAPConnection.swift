@@ -190,19 +190,35 @@ final class LDAPConnection: @unchecked Sendable {
         var pending: Int32? = try request(&empty)
         var started = ContinuousClock.now
         defer { if let pending { ldap_abandon_ext(ld, pending, nil, nil) } }
+        // One page's entry messages, kept until the next page is requested.
+        var entries: [OpaquePointer] = []
+        entries.reserveCapacity(pageSize)
+        defer { for entry in entries { ldap_msgfree(entry) } }
         while let msgid = pending {
-            // The whole page: its entries and the final result, chained.
-            var timeout = Self.timeval(options.operationTimeout)
+            // Message by message (LDAP_MSG_ONE): libldap's LDAP_MSG_ALL walks the chain it
+            // has built at every message received, quadratic in the page size. The operation
+            // timeout still bounds the whole page.
+            let pageEnds = started + options.operationTimeout
             var result: OpaquePointer?
-            let got = ldap_result(ld, msgid, LDAP_MSG_ALL, &timeout, &result)
+            while result == nil {
+                var timeout = Self.timeval(max(.milliseconds(1), pageEnds - ContinuousClock.now))
+                var message: OpaquePointer?
+                let got = ldap_result(ld, msgid, LDAP_MSG_ONE, &timeout, &message)
+                guard got > 0, let message else {
+                    onPage(false, Self.seconds(ContinuousClock.now - started))
+                    var code: Int32 = LDAP_TIMEOUT
+                    if got < 0 { ldap_get_option(ld, LDAP_OPT_RESULT_CODE, &code) }
+                    throw searchError(code, base: base)
+                }
+                switch ber_tag_t(got) {
+                case LDAP_RES_SEARCH_ENTRY: entries.append(message)
+                case LDAP_RES_SEARCH_RESULT: result = message
+                // Continuation references (and anything else) are ignored.
+                default: ldap_msgfree(message)
+                }
+            }
             let seconds = Self.seconds(ContinuousClock.now - started)
             defer { if let result { ldap_msgfree(result) } }
-            guard got > 0, let result else {
-                onPage(false, seconds)
-                var code: Int32 = LDAP_TIMEOUT
-                if got < 0 { ldap_get_option(ld, LDAP_OPT_RESULT_CODE, &code) }
-                throw searchError(code, base: base)
-            }
             pending = nil
             // The server's answer to the control: the cookie for the next page.
             var errorCode: Int32 = 0
@@ -228,12 +244,11 @@ final class LDAPConnection: @unchecked Sendable {
                 pending = try request(&cookie)
                 started = ContinuousClock.now
             }
-            // Entries only: continuation references (ldap_first_message would show them) are ignored.
-            var message = ldap_first_entry(ld, result)
-            while let current = message {
-                if let value = try decode(LDAPEntryView(ld: ld, message: current)) { decoded.append(value) }
-                message = ldap_next_entry(ld, current)
+            for entry in entries {
+                if let value = try decode(LDAPEntryView(ld: ld, message: entry)) { decoded.append(value) }
             }
+            for entry in entries { ldap_msgfree(entry) }
+            entries.removeAll(keepingCapacity: true)
         }
         return decoded
     }
