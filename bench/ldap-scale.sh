@@ -138,7 +138,6 @@ services:
     service_account_filter: CN=SudoSOS Service Accounts,OU=Groups,$org
     guid_attribute: objectGUID
     nested_groups: $mode
-    page_size: 1000
     max_deletions: 100000
     max_deletion_ratio: 1.0
 $ca_line

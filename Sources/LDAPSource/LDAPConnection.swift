@@ -258,7 +258,10 @@ final class LDAPConnection: @unchecked Sendable {
     // MARK: - Helpers
 
     func searchError(_ rc: Int32, base: String) -> SyncError {
-        let text = "LDAP search under \(base) failed: \(describe(rc))"
+        var text = "LDAP search under \(base) failed: \(describe(rc))"
+        if rc == LDAP_ADMINLIMIT_EXCEEDED {
+            text += "; the server may allow fewer entries per page than services.ldap.page_size asks for"
+        }
         switch rc {
         case LDAP_SERVER_DOWN, LDAP_TIMEOUT, LDAP_CONNECT_ERROR, LDAP_TIMELIMIT_EXCEEDED, LDAP_UNAVAILABLE, LDAP_BUSY:
             return .unavailable(text)
