@@ -22,7 +22,10 @@ group; mailing lists that no synced group uses (read, never used). About 3.5 % o
 are in organs (1-3 each); 90 % have an employeeNumber, 85 % a mail; names mix Dutch, Polish,
 Icelandic, Chinese, accented and plain ASCII.
 """
-import base64, hashlib, os, random, sys
+import hashlib, os, random, sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "ldap"))
+from ldif import line, rdn_value  # noqa: E402
 
 target, n, domain, out = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 rng = random.Random(20261203 + n)
@@ -34,25 +37,6 @@ SN = ["de Vries", "Jansen", "Dąbrowska", "Núñez", "Żółć", "Müller", "Gu�
       "Bakker", "Visser", "Meijer", "de Boer", "Mulder", "Šimić", "Ødegård", "Nguyễn", "Lefèvre", "Yılmaz",
       "Peeters", "Hendriks", "Dekker", "van Dijk"]
 ORGAN_WORDS = ["Commissie", "Ééntje", "Borrel", "Fiets", "Café", "Übergroep", "Zeil", "Muziek", "Sport", "Reis"]
-
-
-def rdn_value(v):
-    s = ""
-    for i, ch in enumerate(v):
-        if ch in ',+"\\<>;=':
-            s += "\\" + ch
-        elif (i == 0 and ch in " #") or (i == len(v) - 1 and ch == " "):
-            s += "\\" + ch
-        else:
-            s += ch
-    return s
-
-
-def line(attr, value):
-    if isinstance(value, bytes):
-        return f"{attr}:: {base64.b64encode(value).decode()}"
-    safe = all(0x20 <= ord(c) < 0x7F for c in value) and not value.startswith((" ", ":", "<")) and not value.endswith(" ")
-    return f"{attr}: {value}" if safe else f"{attr}:: {base64.b64encode(value.encode('utf-8')).decode()}"
 
 
 def entry(dn, attrs):
