@@ -96,9 +96,11 @@ public final class LDAPClient: Sendable {
                 do throws(SyncError) { outcome = .success(try body(connection)) } catch { outcome = .failure(error) }
                 once.resume(with: outcome)
             }
-            // The watchdog: a thread of its own, so a busy cooperative pool cannot delay it.
+            // The watchdog: a thread of its own, so a busy cooperative pool cannot delay it, and
+            // its sleeps never hold one of the global queues' few threads (on 2 cores, a
+            // watchdog sleeping there delayed the next search's start by up to 50 ms).
             let clock = ContinuousClock()
-            DispatchQueue.global().async {
+            Thread.detachNewThread {
                 var deadline = clock.now + limit
                 var seenProgress = 0
                 while !once.isDone {
