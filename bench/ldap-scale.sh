@@ -262,6 +262,11 @@ if [[ -n ${PROFILE:-} ]]; then
       >/dev/null 2>"$PROFILE/$what.debug.log" || true
     say "perf stat $what: $(grep -E 'task-clock|context-switches|elapsed' "$PROFILE/$what.stat" | awk '{print $1, $2}' | tr '\n' ' ')"
   done
+  # The 1 %-changed run's log, on the resynced database.
+  ldapmodify -x -H "$url" -D "$admin_dn" -w "$admin_pw" -f "$state/gen/change.ldif" >/dev/null
+  CREDENTIALS_DIRECTORY="$state/credentials" "$bin" once ldap --json --log-level debug --config "$state/config-prof.yaml" \
+    >/dev/null 2>"$PROFILE/changed.debug.log" || true
+  ldapmodify -x -H "$url" -D "$admin_dn" -w "$admin_pw" -f "$state/gen/revert.ldif" >/dev/null
 fi
 
 python3 - "$state" "$n" "$ad" "$rounds" <<'PY'
