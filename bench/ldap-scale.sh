@@ -92,7 +92,7 @@ say "starting PostgreSQL"
 bash scripts/lib/postgres.sh start "$state/postgres" >"$state/env"
 if [[ $ad == 1 ]]; then
   say "starting Samba AD and loading the directory over LDAPS (slow: Samba adds entries one by one)"
-  SAMBA_EMPTY=1 bash scripts/lib/samba.sh start "$state/samba" >>"$state/env"
+  SAMBA_FIXTURE="$state/gen" bash scripts/lib/samba.sh start "$state/samba" >>"$state/env"
 else
   say "starting slapd"
   bash scripts/lib/slapd.sh start "$state/slapd" --load "$state/gen/entries.ldif" "$state/gen/groups.ldif" >>"$state/env"
@@ -106,12 +106,6 @@ if [[ $ad == 1 ]]; then
   export LDAPTLS_CACERT=$SUDOSOS_TEST_AD_CA
   url=$SUDOSOS_TEST_AD_URL bind_dn=$SUDOSOS_TEST_AD_BIND_DN bind_pw=$SUDOSOS_TEST_AD_BIND_PW
   admin_dn=$bind_dn admin_pw=$bind_pw
-  for f in entries groups; do
-    ldapadd -x -H "$url" -D "$admin_dn" -w "$admin_pw" -f "$state/gen/$f.ldif" >>"$state/load.log" 2>&1 \
-      || { tail -20 "$state/load.log" >&2; exit 1; }
-  done
-  ldapmodify -x -H "$url" -D "$admin_dn" -w "$admin_pw" -f "$state/gen/links.ldif" >>"$state/load.log" 2>&1 \
-    || { tail -20 "$state/load.log" >&2; exit 1; }
   mode=matching_rule_in_chain ca_line="    ca_file: $SUDOSOS_TEST_AD_CA"
 else
   url=$SUDOSOS_TEST_SLAPD_URL bind_dn=$SUDOSOS_TEST_SLAPD_BIND_DN bind_pw=$SUDOSOS_TEST_SLAPD_BIND_PW
