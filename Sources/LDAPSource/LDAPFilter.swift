@@ -42,23 +42,45 @@ public enum LDAPFilter {
 public enum DistinguishedName {
     /// A key under which equal DNs meet: libldap's LDAPv3 normal form (one spelling of every
     /// escape, no optional spaces), lowercased (attribute types and the naming attributes we
-    /// use compare case-insensitively). Falls back to the lowercased text when libldap cannot
-    /// parse the DN.
+    /// use compare case-insensitively), with every non-ASCII character written as the `\xx`
+    /// escapes of its UTF-8 bytes. Falls back to the lowercased text when libldap cannot parse
+    /// the DN.
+    ///
+    /// The escapes make the key ASCII, so Swift compares it code point for code point: as
+    /// Swift `String`s, `CN=Zoë` with a precomposed ë and `CN=Zoe\u{308}` with a combining
+    /// diaeresis are *equal* (canonical equivalence), yet Active Directory keeps them as two
+    /// different objects; keyed by the plain text they collapsed into one and a person was lost.
     public static func key(_ dn: String) -> String {
         var out: UnsafeMutablePointer<CChar>?
         let rc = ldap_dn_normalize(dn, UInt32(LDAP_DN_FORMAT_LDAP), &out, UInt32(LDAP_DN_FORMAT_LDAPV3 | LDAP_DN_PRETTY))
-        guard rc == LDAP_SUCCESS, let out else { return dn.lowercased() }
+        guard rc == LDAP_SUCCESS, let out else { return asciiKey(dn.lowercased()) }
         defer { ldap_memfree(out) }
-        return lowercased(UnsafeRawBufferPointer(start: out, count: strlen(out)))
+        let bytes = UnsafeRawBufferPointer(start: out, count: strlen(out))
+        if bytes.allSatisfy({ $0 < 0x80 }) {
+            // ASCII (most DNs): folded byte by byte.
+            return String(unsafeUninitializedCapacity: bytes.count) { buffer in
+                for i in 0..<bytes.count { buffer[i] = ObjectDecoder.foldASCII(bytes[i]) }
+                return bytes.count
+            }
+        }
+        return asciiKey(String(decoding: bytes, as: UTF8.self).lowercased())
     }
 
-    /// `String(decoding: bytes).lowercased()`, with ASCII text (most DNs) folded byte by byte.
-    static func lowercased(_ bytes: UnsafeRawBufferPointer) -> String {
-        guard bytes.allSatisfy({ $0 < 0x80 }) else { return String(decoding: bytes, as: UTF8.self).lowercased() }
-        return String(unsafeUninitializedCapacity: bytes.count) { buffer in
-            for i in 0..<bytes.count { buffer[i] = ObjectDecoder.foldASCII(bytes[i]) }
-            return bytes.count
+    /// Non-ASCII characters as `\xx` escapes of their UTF-8 bytes (lowercase hex), so keys
+    /// are plain ASCII. Byte by byte: UTF-8 bytes under 0x80 are exactly the ASCII characters.
+    private static func asciiKey(_ text: String) -> String {
+        guard !text.utf8.allSatisfy({ $0 < 0x80 }) else { return text }
+        let hex = Array("0123456789abcdef".utf8)
+        var key: [UInt8] = []
+        key.reserveCapacity(text.utf8.count * 3)
+        for byte in text.utf8 {
+            if byte < 0x80 {
+                key.append(byte)
+            } else {
+                key += [UInt8(ascii: "\\"), hex[Int(byte >> 4)], hex[Int(byte & 0xF)]]
+            }
         }
+        return String(decoding: key, as: UTF8.self)
     }
 }
 
