@@ -14,6 +14,9 @@ root=$(repo_root)
 case "$cmd" in
 start)
   mkdir -p "$dir"; chmod o+x "$(dirname "$dir")"; chown postgres: "$dir"; chmod 700 "$dir"
+  # The server runs as postgres from our working directory, which it may not enter (the
+  # repository in /root on a fresh machine): work from DIR instead.
+  dir=$(cd "$dir" && pwd); cd "$dir"
   port=$(free_port)
   runuser -u postgres -- "$pgbin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
     || { cat "$dir/initdb.log" >&2; exit 1; }
@@ -37,6 +40,7 @@ start)
   ;;
 stop)
   if [[ -f "$dir/data/postmaster.pid" ]]; then
+    dir=$(cd "$dir" && pwd); cd "$dir"
     runuser -u postgres -- "$pgbin/pg_ctl" -D "$dir/data" -m fast -w -t 60 stop >/dev/null || true
   fi
   rm -rf "$dir"
