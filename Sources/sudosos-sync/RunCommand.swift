@@ -14,9 +14,15 @@ struct RunCommand: AsyncParsableCommand {
 
     @OptionGroup var options: GlobalOptions
 
+    /// The program every run executes as `PROGRAM worker SERVICE [--dry-run]`: by default this
+    /// binary itself. A seam for the process tests (they pass `sudosos-sync-testchild`, a
+    /// scripted worker); not for operators.
+    @Option(name: .long, help: .hidden)
+    var workerExecutable: String = "/proc/self/exe"
+
     func run() async throws {
         let logger = try options.bootstrapLogging()
-        let source = TestHooks.configurationSource() ?? ProductionConfigurationSource(path: options.config)
+        let source = ProductionConfigurationSource(path: options.config)
         let configuration: SupervisorConfiguration
         do {
             configuration = try source.load()
@@ -26,7 +32,7 @@ struct RunCommand: AsyncParsableCommand {
         let metrics = SyncMetrics(services: configuration.plans.map(\.name).sorted(), version: SupervisorVersion.current)
         let supervisor = Supervisor(
             configuration: configuration, source: source, metrics: metrics, logger: logger,
-            version: SupervisorVersion.current)
+            version: SupervisorVersion.current, executable: workerExecutable)
         let endpoint = HTTPEndpoint(
             host: configuration.metrics.listenHost, port: configuration.metrics.listenPort, metrics: metrics,
             control: supervisor, triggerToken: configuration.metrics.triggerToken, logger: logger)
