@@ -284,12 +284,7 @@ public struct SupervisorMachine: Sendable {
                         service: service, dryRun: dryRun, limits: plan.settings.limits,
                         input: configuration.childConfiguration[service]))
             case .stormStarted(let until, let failures):
-                out.append(
-                    .record(
-                        .log(
-                            .warning,
-                            "\(failures) failed runs within \(Int(core.storm.window))s: pausing scheduled runs and retries until \(until)"
-                        )))
+                out.append(stormStarted(until: until, failures: failures))
             case .stormEnded:
                 out.append(.record(.log(.notice, "failure storm over: runs resume")))
             }
@@ -441,17 +436,17 @@ public struct SupervisorMachine: Sendable {
             break
         }
         for action in actions {
-            if case .stormStarted(let until, let failures) = action {
-                out.append(
-                    .record(
-                        .log(
-                            .warning,
-                            "\(failures) failed runs within \(Int(core.storm.window))s: pausing scheduled runs and retries until \(until)"
-                        )))
-            }
+            if case .stormStarted(let until, let failures) = action { out.append(stormStarted(until: until, failures: failures)) }
         }
         out.append(.record(.serviceChanged(service)))
         return out
+    }
+
+    private func stormStarted(until: Date, failures: Int) -> SupervisorEffect {
+        .record(
+            .log(
+                .warning,
+                "\(failures) failed runs within \(Int(core.storm.window))s: pausing scheduled runs and retries until \(until)"))
     }
 
     /// Maps how a child ended to a run outcome.
