@@ -47,7 +47,7 @@ enum OwnSchema {
             "SELECT to_regclass('sudosos_sync.run') IS NOT NULL AND to_regclass('sudosos_sync.audit') IS NOT NULL AS ok",
             what: "looking for the sudosos_sync schema")
         if let row = present.rows.first, try row.bool("ok") { return }
-        try store.inTransaction(connection) {
+        try connection.inTransaction {
             try connection.query(
                 "SELECT pg_advisory_xact_lock($1::bigint)", [String(creationLockKey)],
                 what: "locking the creation of the sudosos_sync schema")
