@@ -21,7 +21,6 @@ struct DirectoryReader {
 
     static let personFilter = "(objectClass=person)"
     static let groupFilter = "(|(objectClass=group)(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))"
-    static let groupClasses: Set<String> = ["group", "groupofnames", "groupofuniquenames"]
 
     var attributes: [String] {
         var list = [settings.guidAttribute.rawValue, "objectClass", "cn", "displayName", "givenName", "sn", "mail", "employeeNumber"]
@@ -34,22 +33,22 @@ struct DirectoryReader {
         var directory = Directory()
         let everything = try await search(
             "objects", base: settings.base, filter: "(|\(Self.personFilter)\(Self.groupFilter))")
-        try add(everything, to: &directory)
+        add(everything, to: &directory)
 
         if let shared = settings.sharedAccountFilter {
             let groups = try await search("shared-account groups", base: shared, filter: "(&(cn=*)\(Self.groupFilter))")
-            try add(groups, to: &directory)
-            directory.organGroups = groups.map { DistinguishedName.key($0.dn) }.sorted()
+            add(groups, to: &directory)
+            directory.organGroups = groups.map(\.key).sorted()
         }
         if let roles = settings.roleFilter {
             let groups = try await search("role groups", base: roles, filter: "(&(cn=*)\(Self.groupFilter))")
-            try add(groups, to: &directory)
-            directory.roleGroups = groups.map { DistinguishedName.key($0.dn) }.sorted()
+            add(groups, to: &directory)
+            directory.roleGroups = groups.map(\.key).sorted()
         }
         if let service = settings.serviceAccountFilter {
             let group = try await search("service-account group", base: service, scope: .base, filter: "(objectClass=*)")
-            try add(group, to: &directory)
-            directory.serviceGroup = group.first.map { DistinguishedName.key($0.dn) }
+            add(group, to: &directory)
+            directory.serviceGroup = group.first.map(\.key)
         }
 
         // The groups whose members matter.
@@ -69,8 +68,8 @@ struct DirectoryReader {
                 let found = try await search(
                     "members of a group", base: settings.base,
                     filter: "(&\(Self.personFilter)\(LDAPFilter.memberOfInChain(dn)))")
-                try add(found, to: &directory)
-                directory.members[group] = Set(found.map { DistinguishedName.key($0.dn) }).sorted()
+                add(found, to: &directory)
+                directory.members[group] = Set(found.map(\.key)).sorted()
             }
         }
         return directory
@@ -78,44 +77,106 @@ struct DirectoryReader {
 
     private func search(
         _ what: String, base: String, scope: LDAPScope = .subtree, filter: String
-    ) async throws(SyncError) -> [LDAPEntry] {
+    ) async throws(SyncError) -> [DirectoryObject] {
         reporter.heartbeat(phase: "ldap: reading \(what)")
         let reporter = self.reporter
-        let entries = try await client.search(
-            base: base, scope: scope, filter: filter, attributes: attributes, pageSize: settings.pageSize
-        ) { ok, seconds in
-            reporter.sourceRequest(ok: ok, seconds: seconds)
-            reporter.heartbeat(phase: "ldap: page of \(what)")
-        }
-        logger.debug("ldap search", metadata: ["what": "\(what)", "base": "\(base)", "entries": "\(entries.count)"])
-        return entries
+        let decoder = ObjectDecoder(guidAttribute: settings.guidAttribute.rawValue.lowercased(), members: settings.nestedGroups == .memberAttribute)
+        let objects = try await client.search(
+            base: base, scope: scope, filter: filter, attributes: attributes, pageSize: settings.pageSize,
+            onRequest: { ok, seconds in
+                reporter.sourceRequest(ok: ok, seconds: seconds)
+                reporter.heartbeat(phase: "ldap: page of \(what)")
+            }, decode: { (entry: LDAPEntryView) throws(SyncError) in try decoder.object(entry) })
+        logger.debug("ldap search", metadata: ["what": "\(what)", "base": "\(base)", "entries": "\(objects.count)"])
+        return objects
     }
 
-    private func add(_ entries: [LDAPEntry], to directory: inout Directory) throws(SyncError) {
-        for entry in entries {
-            let key = DistinguishedName.key(entry.dn)
-            if directory.objects[key] != nil { continue }
-            directory.objects[key] = try object(entry, key: key)
+    /// Adds the objects not there yet (the first one read of a DN wins).
+    private func add(_ objects: [DirectoryObject], to directory: inout Directory) {
+        if directory.objects.isEmpty {
+            // Sized once, one hash per object; walked backwards so the first of a DN stays.
+            var all = [String: DirectoryObject](minimumCapacity: objects.count)
+            for object in objects.reversed() { all.updateValue(object, forKey: object.key) }
+            directory.objects = all
+            return
         }
+        for object in objects where directory.objects[object.key] == nil { directory.objects[object.key] = object }
     }
+}
 
-    private func object(_ entry: LDAPEntry, key: String) throws(SyncError) -> DirectoryObject {
-        let classes = Set(entry.values("objectClass").map { String(decoding: $0, as: UTF8.self).lowercased() })
-        var attributes: [String: [UInt8]] = [:]
-        for name in ["cn", "displayname", "givenname", "sn", "mail", "employeenumber"] {
-            if let value = entry.first(name) { attributes[name] = value }
-        }
-        var members: [String] = []
-        if settings.nestedGroups == .memberAttribute {
-            if entry.attributes.keys.contains(where: { $0.hasPrefix("member;range=") }) {
-                throw .failed(
-                    "group \(entry.dn) has more members than the server returns at once (ranged retrieval); "
-                        + "use services.ldap.nested_groups: matching_rule_in_chain with Active Directory")
+/// Turns one entry of a search answer into a `DirectoryObject`, reading it in place (one pass
+/// over its attributes; only the first value of each attribute the sync uses is copied).
+struct ObjectDecoder: Sendable {
+    /// The configured GUID attribute, lowercased (`objectguid` or `entryuuid`).
+    let guidAttribute: String
+    /// `member_attribute` mode: keep the `member` values (as DN keys).
+    let members: Bool
+
+    static let textAttributes = DirectoryAttributes.names
+
+    func object(_ entry: LDAPEntryView) throws(SyncError) -> DirectoryObject {
+        var dn = ""
+        var isGroup = false
+        // The first value of each slot (DirectoryAttributes.names, then the GUID), as views
+        // into libldap's buffer until the one copy at the end.
+        var slots = [UnsafeRawBufferPointer?](repeating: nil, count: Self.textAttributes.count + 1)
+        var memberKeys: [String] = []
+        var ranged = false
+        let guidName = guidAttribute
+        let wantMembers = members
+        let guidSlot = Self.textAttributes.count
+        try entry.read(dn: { bytes throws(SyncError) in dn = String(decoding: bytes, as: UTF8.self) }) {
+            name, values throws(SyncError) in
+            if Self.equalsASCIILowercase(name, "objectclass") {
+                if !isGroup { isGroup = values.contains { Self.isGroupClass(LDAPEntryView.view($0)) } }
+            } else if Self.equalsASCIILowercase(name, guidName) {
+                if slots[guidSlot] == nil, let first = values.first { slots[guidSlot] = LDAPEntryView.view(first) }
+            } else if wantMembers, Self.equalsASCIILowercase(name, "member") {
+                memberKeys.reserveCapacity(memberKeys.count + values.count)
+                for value in values {
+                    memberKeys.append(DistinguishedName.key(String(decoding: LDAPEntryView.view(value), as: UTF8.self)))
+                }
+            } else if wantMembers, Self.hasASCIILowercasePrefix(name, "member;range=") {
+                ranged = true
+            } else if let i = Self.textAttributes.firstIndex(where: { Self.equalsASCIILowercase(name, $0) }) {
+                if slots[i] == nil, let first = values.first { slots[i] = LDAPEntryView.view(first) }
             }
-            members = entry.values("member").map { DistinguishedName.key(String(decoding: $0, as: UTF8.self)) }
+        }
+        if ranged {
+            throw .failed(
+                "group \(dn) has more members than the server returns at once (ranged retrieval); "
+                    + "use services.ldap.nested_groups: matching_rule_in_chain with Active Directory")
         }
         return DirectoryObject(
-            dn: entry.dn, key: key, isGroup: !classes.isDisjoint(with: Self.groupClasses),
-            guid: entry.first(settings.guidAttribute.rawValue), attributes: attributes, members: members)
+            dn: dn, key: DistinguishedName.key(dn), isGroup: isGroup, attributes: DirectoryAttributes(slots: slots),
+            members: memberKeys)
     }
+
+    static let groupClasses = ["group", "groupofnames", "groupofuniquenames"]
+
+    static func isGroupClass(_ value: UnsafeRawBufferPointer) -> Bool {
+        groupClasses.contains { equalsASCIILowercase(value, $0) }
+    }
+
+    /// `bytes`, ASCII letters folded to lower case, equals `lower` (an ASCII lowercase name).
+    /// Non-ASCII bytes never match, as a full Unicode lowercasing of them could not give these
+    /// names either (no `k`, the one letter a non-ASCII capital lowercases to).
+    static func equalsASCIILowercase(_ bytes: UnsafeRawBufferPointer, _ lower: String) -> Bool {
+        var lower = lower
+        return lower.withUTF8 { want in
+            guard want.count == bytes.count else { return false }
+            for i in 0..<want.count where foldASCII(bytes[i]) != want[i] { return false }
+            return true
+        }
+    }
+
+    static func hasASCIILowercasePrefix(_ bytes: UnsafeRawBufferPointer, _ prefix: String) -> Bool {
+        var prefix = prefix
+        return prefix.withUTF8 { want in
+            guard bytes.count >= want.count else { return false }
+            return equalsASCIILowercase(UnsafeRawBufferPointer(rebasing: bytes[0..<want.count]), String(decoding: want, as: UTF8.self))
+        }
+    }
+
+    @inline(__always) static func foldASCII(_ c: UInt8) -> UInt8 { c >= 0x41 && c <= 0x5A ? c | 0x20 : c }
 }

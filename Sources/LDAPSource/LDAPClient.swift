@@ -50,18 +50,31 @@ public final class LDAPClient: Sendable {
         base: String, scope: LDAPScope = .subtree, filter: String, attributes: [String], pageSize: Int,
         onRequest: @escaping @Sendable (Bool, Double) -> Void = { _, _ in }
     ) async throws(SyncError) -> [LDAPEntry] {
+        try await search(
+            base: base, scope: scope, filter: filter, attributes: attributes, pageSize: pageSize, onRequest: onRequest
+        ) { (entry: LDAPEntryView) throws(SyncError) in try entry.entry() }
+    }
+
+    /// The paged search with each entry decoded by `decode` on the connection's queue, in
+    /// place in libldap's buffer, while the next page is on its way (nil: entry left out).
+    func search<T: Sendable>(
+        base: String, scope: LDAPScope = .subtree, filter: String, attributes: [String], pageSize: Int,
+        onRequest: @escaping @Sendable (Bool, Double) -> Void = { _, _ in },
+        decode: @escaping @Sendable (LDAPEntryView) throws(SyncError) -> T?
+    ) async throws(SyncError) -> [T] {
         state.withLock { $0.searches += 1 }
         let counter = state
         // The deadline grows with the pages seen: each page has the full operation timeout.
         let pages = Mutex(0)
         return try await perform("search under \(base)", limit: options.operationTimeout + .seconds(5), extendedBy: pages) {
             (connection: LDAPConnection) throws(SyncError) in
-            try connection.pagedSearch(base: base, scope: scope, filter: filter, attributes: attributes, pageSize: pageSize) {
-                ok, seconds in
-                counter.withLock { $0.requests += 1 }
-                pages.withLock { $0 += 1 }
-                onRequest(ok, seconds)
-            }
+            try connection.pagedSearch(
+                base: base, scope: scope, filter: filter, attributes: attributes, pageSize: pageSize,
+                onPage: { ok, seconds in
+                    counter.withLock { $0.requests += 1 }
+                    pages.withLock { $0 += 1 }
+                    onRequest(ok, seconds)
+                }, decode: decode)
         }
     }
 
@@ -101,9 +114,11 @@ public final class LDAPClient: Sendable {
                 do throws(SyncError) { outcome = .success(try body(connection)) } catch { outcome = .failure(error) }
                 once.resume(with: outcome)
             }
-            // The watchdog: a thread of its own, so a busy cooperative pool cannot delay it.
+            // The watchdog: a thread of its own, so a busy cooperative pool cannot delay it, and
+            // its sleeps never hold one of the global queues' few threads (on 2 cores, a
+            // watchdog sleeping there delayed the next search's start by up to 50 ms).
             let clock = ContinuousClock()
-            DispatchQueue.global().async {
+            Thread.detachNewThread {
                 var deadline = clock.now + firstLimit
                 var seenProgress = 0
                 while !once.isDone {

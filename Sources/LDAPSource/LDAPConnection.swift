@@ -184,14 +184,26 @@ final class LDAPConnection: @unchecked Sendable {
         base: String, scope: LDAPScope, filter: String, attributes: [String], pageSize: Int,
         onPage: (Bool, Double) -> Void
     ) throws(SyncError) -> [LDAPEntry] {
+        try pagedSearch(
+            base: base, scope: scope, filter: filter, attributes: attributes, pageSize: pageSize, onPage: onPage
+        ) { (entry: LDAPEntryView) throws(SyncError) in try entry.entry() }
+    }
+
+    /// The paged search, each entry handed to `decode` straight from libldap's buffer (no
+    /// intermediate copy of its values). Pipelined: as soon as a page has arrived, the request
+    /// for the next one goes out, and the page is decoded while the server prepares the next.
+    func pagedSearch<T>(
+        base: String, scope: LDAPScope, filter: String, attributes: [String], pageSize: Int,
+        onPage: (Bool, Double) -> Void, decode: (LDAPEntryView) throws(SyncError) -> T?
+    ) throws(SyncError) -> [T] {
         guard let ld else { throw .failed("LDAP handle already closed") }
-        var entries: [LDAPEntry] = []
-        var cookie = berval(bv_len: 0, bv_val: nil)
-        defer { if cookie.bv_val != nil { ber_memfree(cookie.bv_val) } }
+        var decoded: [T] = []
         // attrs: a NULL-terminated char* array, freed after the search.
         var cAttributes: [UnsafeMutablePointer<CChar>?] = attributes.map { strdup($0) } + [nil]
         defer { for p in cAttributes { free(p) } }
-        repeat {
+
+        /// Sends the request for the page after `cookie` (empty: the first page); its message id.
+        func request(_ cookie: inout berval) throws(SyncError) -> Int32 {
             var control: UnsafeMutablePointer<LDAPControl>?
             var rc = ldap_create_page_control(ld, ber_int_t(pageSize), &cookie, 1, &control)
             guard rc == LDAP_SUCCESS, let control else {
@@ -201,89 +213,93 @@ final class LDAPConnection: @unchecked Sendable {
             var serverControls: [UnsafeMutablePointer<LDAPControl>?] = [control, nil]
             lastWait = options.capped(options.operationTimeout)
             var timeout = Self.timeval(lastWait)
-            var result: OpaquePointer?
-            let started = ContinuousClock.now
+            var msgid: Int32 = -1
             requests += 1
             rc = cAttributes.withUnsafeMutableBufferPointer { attrs in
                 serverControls.withUnsafeMutableBufferPointer { controls in
-                    ldap_search_ext_s(
-                        ld, base, scope.raw, filter, attrs.baseAddress, 0, controls.baseAddress, nil, &timeout, 0, &result)
+                    ldap_search_ext(ld, base, scope.raw, filter, attrs.baseAddress, 0, controls.baseAddress, nil, &timeout, 0, &msgid)
+                }
+            }
+            guard rc == LDAP_SUCCESS else { throw searchError(rc, base: base) }
+            return msgid
+        }
+
+        var empty = berval(bv_len: 0, bv_val: nil)
+        var pending: Int32? = try request(&empty)
+        var started = ContinuousClock.now
+        defer { if let pending { ldap_abandon_ext(ld, pending, nil, nil) } }
+        // One page's entry messages, kept until the next page is requested.
+        var entries: [OpaquePointer] = []
+        entries.reserveCapacity(pageSize)
+        defer { for entry in entries { ldap_msgfree(entry) } }
+        while let msgid = pending {
+            // Message by message (LDAP_MSG_ONE): libldap's LDAP_MSG_ALL walks the chain it
+            // has built at every message received, quadratic in the page size. The operation
+            // timeout (cut to the run's deadline) still bounds the whole page.
+            let pageEnds = started + lastWait
+            var result: OpaquePointer?
+            while result == nil {
+                var timeout = Self.timeval(max(.milliseconds(1), pageEnds - ContinuousClock.now))
+                var message: OpaquePointer?
+                let got = ldap_result(ld, msgid, LDAP_MSG_ONE, &timeout, &message)
+                guard got > 0, let message else {
+                    onPage(false, Self.seconds(ContinuousClock.now - started))
+                    var code: Int32 = LDAP_TIMEOUT
+                    if got < 0 { ldap_get_option(ld, LDAP_OPT_RESULT_CODE, &code) }
+                    throw searchError(code, base: base)
+                }
+                switch ber_tag_t(got) {
+                case LDAP_RES_SEARCH_ENTRY: entries.append(message)
+                case LDAP_RES_SEARCH_RESULT: result = message
+                // Continuation references (and anything else) are ignored.
+                default: ldap_msgfree(message)
                 }
             }
             let seconds = Self.seconds(ContinuousClock.now - started)
             defer { if let result { ldap_msgfree(result) } }
-            guard rc == LDAP_SUCCESS, let result else {
-                onPage(false, seconds)
-                throw searchError(rc, base: base)
-            }
-            // Entries only: continuation references (ldap_first_message would show them) are ignored.
-            var message = ldap_first_entry(ld, result)
-            while let current = message {
-                entries.append(try readEntry(current))
-                message = ldap_next_entry(ld, current)
-            }
+            pending = nil
             // The server's answer to the control: the cookie for the next page.
             var errorCode: Int32 = 0
             var responseControls: UnsafeMutablePointer<UnsafeMutablePointer<LDAPControl>?>?
-            rc = ldap_parse_result(ld, result, &errorCode, nil, nil, nil, &responseControls, 0)
+            var rc = ldap_parse_result(ld, result, &errorCode, nil, nil, nil, &responseControls, 0)
             defer { if let responseControls { ldap_controls_free(responseControls) } }
             guard rc == LDAP_SUCCESS, errorCode == LDAP_SUCCESS else {
                 onPage(false, seconds)
                 throw searchError(rc == LDAP_SUCCESS ? errorCode : rc, base: base)
             }
             onPage(true, seconds)
-            if cookie.bv_val != nil { ber_memfree(cookie.bv_val) }
-            cookie = berval(bv_len: 0, bv_val: nil)
             guard let pageControl = ldap_control_find(LDAPConnection.pagedResultsOID, responseControls, nil) else {
                 throw .failed("the LDAP server ignored the paged-results control on a search under \(base)")
             }
             var count: ber_int_t = 0
+            var cookie = berval(bv_len: 0, bv_val: nil)
             rc = ldap_parse_pageresponse_control(ld, pageControl, &count, &cookie)
+            defer { if cookie.bv_val != nil { ber_memfree(cookie.bv_val) } }
             guard rc == LDAP_SUCCESS else {
                 throw .failed("unreadable paged-results answer from the LDAP server: \(describe(rc))")
             }
-        } while cookie.bv_len > 0
-        return entries
+            if cookie.bv_len > 0 {
+                pending = try request(&cookie)
+                started = ContinuousClock.now
+            }
+            for entry in entries {
+                if let value = try decode(LDAPEntryView(ld: ld, message: entry)) { decoded.append(value) }
+            }
+            for entry in entries { ldap_msgfree(entry) }
+            entries.removeAll(keepingCapacity: true)
+        }
+        return decoded
     }
 
     static let pagedResultsOID = "1.2.840.113556.1.4.319"
 
     // MARK: - Helpers
 
-    private func readEntry(_ message: OpaquePointer) throws(SyncError) -> LDAPEntry {
-        guard let ld else { throw .failed("LDAP handle already closed") }
-        guard let rawDN = ldap_get_dn(ld, message) else { throw .failed("LDAP entry without a DN") }
-        let dn = String(cString: rawDN)
-        ldap_memfree(rawDN)
-        var attributes: [String: [[UInt8]]] = [:]
-        var ber: OpaquePointer?
-        var name = ldap_first_attribute(ld, message, &ber)
-        while let current = name {
-            let key = String(cString: current).lowercased()
-            if let values = ldap_get_values_len(ld, message, current) {
-                var list: [[UInt8]] = []
-                var i = 0
-                while let value = values[i] {
-                    let length = Int(value.pointee.bv_len)
-                    if length > 0, let bytes = value.pointee.bv_val {
-                        list.append(Array(UnsafeRawBufferPointer(start: bytes, count: length).bindMemory(to: UInt8.self)))
-                    } else {
-                        list.append([])
-                    }
-                    i += 1
-                }
-                ldap_value_free_len(values)
-                attributes[key, default: []] += list
-            }
-            ldap_memfree(current)
-            name = ldap_next_attribute(ld, message, ber)
+    func searchError(_ rc: Int32, base: String) -> SyncError {
+        var text = "LDAP search under \(base) failed: \(describe(rc))" + (rc == LDAP_TIMEOUT ? waitedNote() : "")
+        if rc == LDAP_ADMINLIMIT_EXCEEDED {
+            text += "; the server may allow fewer entries per page than services.ldap.page_size asks for"
         }
-        if let ber { ber_free(ber, 0) }
-        return LDAPEntry(dn: dn, attributes: attributes)
-    }
-
-    private func searchError(_ rc: Int32, base: String) -> SyncError {
-        let text = "LDAP search under \(base) failed: \(describe(rc))" + (rc == LDAP_TIMEOUT ? waitedNote() : "")
         switch rc {
         case LDAP_SERVER_DOWN, LDAP_TIMEOUT, LDAP_CONNECT_ERROR, LDAP_TIMELIMIT_EXCEEDED, LDAP_UNAVAILABLE, LDAP_BUSY:
             return .unavailable(text)
@@ -323,4 +339,59 @@ final class LDAPConnection: @unchecked Sendable {
         let (s, a) = duration.components
         return Double(s) + Double(a) / 1e18
     }
+}
+
+/// One entry of a search answer as libldap holds it, read in place: valid only during the
+/// `decode` call of `pagedSearch` that hands it out. Values are byte views into libldap's
+/// buffer, never copied unless the caller copies them.
+struct LDAPEntryView {
+    let ld: OpaquePointer
+    let message: OpaquePointer
+
+    /// Walks the entry once: `dn` gets the DN's bytes, then `body` each attribute's name and
+    /// values, as sent (names in the server's spelling).
+    func read(
+        dn: (UnsafeRawBufferPointer) throws(SyncError) -> Void,
+        _ body: (_ attribute: UnsafeRawBufferPointer, _ values: UnsafeBufferPointer<berval>) throws(SyncError) -> Void
+    ) throws(SyncError) {
+        var ber: OpaquePointer?
+        var dnValue = berval(bv_len: 0, bv_val: nil)
+        guard ldap_get_dn_ber(ld, message, &ber, &dnValue) == LDAP_SUCCESS, let ber, dnValue.bv_val != nil else {
+            throw .failed("LDAP entry without a DN")
+        }
+        defer { ber_free(ber, 0) }
+        try dn(UnsafeRawBufferPointer(start: dnValue.bv_val, count: Int(dnValue.bv_len)))
+        while true {
+            var name = berval(bv_len: 0, bv_val: nil)
+            var values: UnsafeMutablePointer<berval>?
+            guard ldap_get_attribute_ber(ld, message, ber, &name, &values) == LDAP_SUCCESS else {
+                if let values { ber_memfree(values) }
+                throw .failed("undecodable LDAP entry")
+            }
+            defer { if let values { ber_memfree(values) } }
+            guard let nameBytes = name.bv_val else { return }
+            var count = 0
+            if let values { while values[count].bv_val != nil { count += 1 } }
+            try body(
+                UnsafeRawBufferPointer(start: nameBytes, count: Int(name.bv_len)),
+                UnsafeBufferPointer(start: values, count: count))
+        }
+    }
+
+    /// The entry as a value (names lowercased, values copied).
+    func entry() throws(SyncError) -> LDAPEntry {
+        var dn = ""
+        var attributes: [String: [[UInt8]]] = [:]
+        try read(dn: { bytes throws(SyncError) in dn = String(decoding: bytes, as: UTF8.self) }) { name, values throws(SyncError) in
+            let key = String(decoding: name, as: UTF8.self).lowercased()
+            attributes[key, default: []] += values.map { Self.bytes($0) }
+        }
+        return LDAPEntry(dn: dn, attributes: attributes)
+    }
+
+    static func view(_ value: berval) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: value.bv_val, count: value.bv_val == nil ? 0 : Int(value.bv_len))
+    }
+
+    static func bytes(_ value: berval) -> [UInt8] { Array(view(value)) }
 }

@@ -55,21 +55,32 @@ public enum DistinguishedName {
         let rc = ldap_dn_normalize(dn, UInt32(LDAP_DN_FORMAT_LDAP), &out, UInt32(LDAP_DN_FORMAT_LDAPV3 | LDAP_DN_PRETTY))
         guard rc == LDAP_SUCCESS, let out else { return asciiKey(dn.lowercased()) }
         defer { ldap_memfree(out) }
-        return asciiKey(String(cString: out).lowercased())
-    }
-
-    private static func asciiKey(_ text: String) -> String {
-        guard !text.utf8.allSatisfy({ $0 < 0x80 }) else { return text }
-        var key = ""
-        key.reserveCapacity(text.utf8.count * 3)
-        for scalar in text.unicodeScalars {
-            if scalar.isASCII {
-                key.unicodeScalars.append(scalar)
-            } else {
-                for byte in String(scalar).utf8 { key += "\\" + String(byte, radix: 16).leftPadded(to: 2) }
+        let bytes = UnsafeRawBufferPointer(start: out, count: strlen(out))
+        if bytes.allSatisfy({ $0 < 0x80 }) {
+            // ASCII (most DNs): folded byte by byte.
+            return String(unsafeUninitializedCapacity: bytes.count) { buffer in
+                for i in 0..<bytes.count { buffer[i] = ObjectDecoder.foldASCII(bytes[i]) }
+                return bytes.count
             }
         }
-        return key
+        return asciiKey(String(decoding: bytes, as: UTF8.self).lowercased())
+    }
+
+    /// Non-ASCII characters as `\xx` escapes of their UTF-8 bytes (lowercase hex), so keys
+    /// are plain ASCII. Byte by byte: UTF-8 bytes under 0x80 are exactly the ASCII characters.
+    private static func asciiKey(_ text: String) -> String {
+        guard !text.utf8.allSatisfy({ $0 < 0x80 }) else { return text }
+        let hex = Array("0123456789abcdef".utf8)
+        var key: [UInt8] = []
+        key.reserveCapacity(text.utf8.count * 3)
+        for byte in text.utf8 {
+            if byte < 0x80 {
+                key.append(byte)
+            } else {
+                key += [UInt8(ascii: "\\"), hex[Int(byte >> 4)], hex[Int(byte & 0xF)]]
+            }
+        }
+        return String(decoding: key, as: UTF8.self)
     }
 }
 

@@ -11,14 +11,12 @@ struct LDAPPlanner {
     let guidAttribute: GUIDAttribute
 
     // Derived once.
-    /// DN key → lowercase hex GUID, for objects whose GUID is readable and unique.
-    private var guidOf: [String: String] = [:]
-    /// DN key → why its GUID cannot be used.
-    private var guidProblem: [String: Rejection] = [:]
-    /// Every readable GUID in the directory (duplicates included): what "still exists" means.
-    private var existing: Set<String> = []
-    /// GUID → DN key (unique GUIDs only).
-    private var objectByGUID: [String: String] = [:]
+    /// Every readable GUID in the directory (what "still exists" means) → how many objects
+    /// carry it (more than one: none of them can be used).
+    private var guidCount: [GUIDValue: Int] = [:]
+    /// GUID → DN key, for the GUIDs bound to targeted ORGAN and INTEGRATION users (the check of
+    /// bound users looks their objects up; members are never refreshed from the directory).
+    private var objectByGUID: [GUIDValue: String] = [:]
     /// GUID → bound user id.
     private var boundUser: [String: Int] = [:]
 
@@ -31,6 +29,10 @@ struct LDAPPlanner {
     private var bindings: [PlannedChange] = []
     private var serviceMembers: Set<String> = []
     private var employeeNumberCount: [Int: Int] = [:]
+    /// organ id → its `organ_membership` rows.
+    private var membershipsOfOrgan: [Int: [OrganMembership]] = [:]
+    /// member number → the users holding it in `member_user`, ascending.
+    private var usersWithMemberNumber: [Int: [Int]] = [:]
     private var passed: Set<String> = []
 
     init(directory: Directory, snapshot: Snapshot, guidAttribute: GUIDAttribute, service: String = "ldap") {
@@ -92,7 +94,8 @@ struct LDAPPlanner {
         for user in snapshot.users.values.sorted(by: { $0.id < $1.id }) where Self.isTargeted(user) {
             population += 1
             guard let uuid = snapshot.ldapBindings[user.id]?.lowercased() else { continue }
-            guard existing.contains(uuid) else {
+            let guid = GUIDValue(hex: uuid)
+            guard let guid, guidCount[guid] != nil else {
                 switch user.type {
                 case .member:
                     closings.append(PlannedChange(
@@ -108,7 +111,8 @@ struct LDAPPlanner {
                 }
                 continue
             }
-            guard user.type != .member, let key = objectByGUID[uuid], let object = directory.objects[key] else { continue }
+            guard user.type != .member, guidCount[guid] == 1, let key = objectByGUID[guid], let object = directory.objects[key]
+            else { continue }
             guard let name = displayName(object) else { continue }
             let fields = FieldChange.diff(
                 user, to: [(.firstName, .text(name)), (.active, .flag(true)), (.acceptedToS, .text(TermsOfServiceStatus.notRequired.rawValue))])
@@ -129,35 +133,43 @@ struct LDAPPlanner {
 
     // MARK: - GUIDs and bindings
 
+    /// One pass over the directory, without strings: GUIDs counted, and the objects of the
+    /// GUIDs the check of bound users looks up. What a GUID cannot be used for is worked out
+    /// only for the objects the plan meets (`guid(of:)`).
     private mutating func indexGUIDs() {
-        var owners: [String: [String]] = [:]
+        var looked: Set<GUIDValue> = []
+        for (userId, uuid) in snapshot.ldapBindings {
+            guard let user = snapshot.users[userId], Self.isTargeted(user), user.type != .member,
+                let guid = GUIDValue(hex: uuid.lowercased())
+            else { continue }
+            looked.insert(guid)
+        }
+        guidCount.reserveCapacity(directory.objects.count)
         for (key, object) in directory.objects {
-            guard let raw = object.guid else {
-                guidProblem[key] = Rejection(
-                    record: object.dn, reason: .missingAttribute, detail: "\(guidAttribute.rawValue) is missing")
-                continue
-            }
-            guard let hex = Self.guidHex(raw, attribute: guidAttribute) else {
-                guidProblem[key] = Rejection(
-                    record: object.dn, reason: .unparsable,
-                    detail: "\(guidAttribute.rawValue) is not a GUID (\(raw.count) bytes)")
-                continue
-            }
-            owners[hex, default: []].append(key)
+            guard let raw = object.guid, let guid = GUIDValue(raw, attribute: guidAttribute) else { continue }
+            guidCount[guid, default: 0] += 1
+            if looked.contains(guid) { objectByGUID[guid] = key }
         }
-        for (hex, keys) in owners {
-            existing.insert(hex)
-            if keys.count == 1 {
-                guidOf[keys[0]] = hex
-                objectByGUID[hex] = keys[0]
-            } else {
-                for key in keys {
-                    guidProblem[key] = Rejection(
-                        record: directory.objects[key]!.dn, reason: .duplicateKey,
-                        detail: "\(guidAttribute.rawValue) is shared with \(keys.count - 1) other object\(keys.count == 2 ? "" : "s")")
-                }
-            }
+    }
+
+    /// The object's GUID as 32 lowercase hex digits, or why it cannot be used.
+    private func guid(of object: DirectoryObject) -> Result<String, Rejection> {
+        guard let raw = object.guid else {
+            return .failure(Rejection(
+                record: object.dn, reason: .missingAttribute, detail: "\(guidAttribute.rawValue) is missing"))
         }
+        guard let hex = Self.guidHex(raw, attribute: guidAttribute), let value = GUIDValue(hex: hex) else {
+            return .failure(Rejection(
+                record: object.dn, reason: .unparsable,
+                detail: "\(guidAttribute.rawValue) is not a GUID (\(raw.count) bytes)"))
+        }
+        let count = guidCount[value] ?? 1
+        guard count == 1 else {
+            return .failure(Rejection(
+                record: object.dn, reason: .duplicateKey,
+                detail: "\(guidAttribute.rawValue) is shared with \(count - 1) other object\(count == 2 ? "" : "s")"))
+        }
+        return .success(hex)
     }
 
     /// 32 lowercase hex digits: objectGUID's 16 bytes in wire order (as SudoSOS stores them),
@@ -166,19 +178,31 @@ struct LDAPPlanner {
         switch attribute {
         case .objectGUID:
             guard raw.count == 16 else { return nil }
-            return raw.map { String($0, radix: 16).leftPadded(to: 2) }.joined()
+            return String(unsafeUninitializedCapacity: 32) { out in
+                for (i, byte) in raw.enumerated() {
+                    out[2 * i] = hexDigits[Int(byte >> 4)]
+                    out[2 * i + 1] = hexDigits[Int(byte & 0xF)]
+                }
+                return 32
+            }
         case .entryUUID:
             guard let text = String(validating: raw, as: UTF8.self) else { return nil }
             let digits = text.lowercased().filter { $0 != "-" }
-            guard digits.count == 32, digits.allSatisfy({ $0.isHexDigit }) else { return nil }
+            guard digits.count == 32, digits.allSatisfy({ $0.isASCII && $0.isHexDigit }) else { return nil }
             return digits
         }
     }
+
+    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 
     private mutating func indexBindings() {
         for (userId, uuid) in snapshot.ldapBindings.sorted(by: { $0.key < $1.key }) {
             let hex = uuid.lowercased()
             if boundUser[hex] == nil { boundUser[hex] = userId }
+        }
+        for row in snapshot.organMemberships { membershipsOfOrgan[row.organId, default: []].append(row) }
+        for (userId, number) in snapshot.memberNumbers.sorted(by: { $0.key < $1.key }) {
+            usersWithMemberNumber[number, default: []].append(userId)
         }
     }
 
@@ -236,8 +260,11 @@ struct LDAPPlanner {
 
     private mutating func binding(of key: String) -> Binding {
         guard let object = directory.objects[key] else { return .unusable }
-        guard let guid = guidOf[key] else {
-            if let problem = guidProblem[key] { reject(key, problem) }
+        let guid: String
+        switch self.guid(of: object) {
+        case .success(let hex): guid = hex
+        case .failure(let problem):
+            reject(key, problem)
             return .unusable
         }
         if let userId = boundUser[guid] {
@@ -299,7 +326,7 @@ struct LDAPPlanner {
                         record: object.dn, reason: .duplicateKey,
                         detail: "employeeNumber \(number) is shared with another directory object")
                 }
-                let owners = snapshot.memberNumbers.filter { $0.value == number }.keys.sorted()
+                let owners = usersWithMemberNumber[number] ?? []
                 let live = owners.filter { snapshot.users[$0].map(Self.isTargeted) ?? false }
                 if live.count > 1 {
                     throw Rejection(
@@ -362,7 +389,7 @@ struct LDAPPlanner {
         let dn = directory.objects[group]?.dn ?? group
         var current: [Int: Int] = [:]
         if case .existing(let organId) = organ {
-            for row in snapshot.organMemberships where row.organId == organId { current[row.userId] = row.index }
+            for row in membershipsOfOrgan[organId] ?? [] { current[row.userId] = row.index }
         }
         var changes: [PlannedChange] = []
         var wantedExisting: Set<Int> = []
@@ -417,5 +444,50 @@ struct LDAPPlanner {
                 .removeRole(userId: userId, roleId: role.id, roleName: role.name), reason: "no longer a member of \(dn)"))
         }
         return (changes + additions, current.count)
+    }
+}
+
+/// A GUID's 16 bytes, in the order of its 32 hex digits: a cheap key (no string) for indexing
+/// every object of a directory.
+struct GUIDValue: Hashable {
+    var high: UInt64
+    var low: UInt64
+
+    init(high: UInt64, low: UInt64) {
+        self.high = high
+        self.low = low
+    }
+
+    /// From the configured attribute's raw value (nil when it is not a GUID).
+    init?(_ raw: [UInt8], attribute: GUIDAttribute) {
+        switch attribute {
+        case .objectGUID:
+            guard raw.count == 16 else { return nil }
+            var high: UInt64 = 0, low: UInt64 = 0
+            for i in 0..<8 { high = high << 8 | UInt64(raw[i]) }
+            for i in 8..<16 { low = low << 8 | UInt64(raw[i]) }
+            self.init(high: high, low: low)
+        case .entryUUID:
+            guard let hex = LDAPPlanner.guidHex(raw, attribute: .entryUUID) else { return nil }
+            self.init(hex: hex)
+        }
+    }
+
+    /// From exactly 32 lowercase hex digits (nil otherwise).
+    init?(hex: String) {
+        var high: UInt64 = 0, low: UInt64 = 0, count = 0
+        for byte in hex.utf8 {
+            let nibble: UInt8
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): nibble = byte - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): nibble = byte - UInt8(ascii: "a") + 10
+            default: return nil
+            }
+            guard count < 32 else { return nil }
+            if count < 16 { high = high << 4 | UInt64(nibble) } else { low = low << 4 | UInt64(nibble) }
+            count += 1
+        }
+        guard count == 32 else { return nil }
+        self.init(high: high, low: low)
     }
 }

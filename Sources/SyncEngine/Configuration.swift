@@ -200,7 +200,8 @@ public struct LDAPSettings: Sendable, Hashable, Codable {
     public var startTLS: Bool
     public var networkTimeout: Duration
     public var operationTimeout: Duration
-    /// Entries per page of the paged-results control.
+    /// Entries per page of the paged-results control (default 1,000: Active Directory's
+    /// MaxPageSize, the most a page can hold there; fewer pages, fewer round trips).
     public var pageSize: Int
 
     public init(
@@ -208,7 +209,7 @@ public struct LDAPSettings: Sendable, Hashable, Codable {
         bindPassword: String? = nil, sharedAccountFilter: String? = nil, roleFilter: String? = nil,
         serviceAccountFilter: String? = nil, guidAttribute: GUIDAttribute = .objectGUID,
         nestedGroups: NestedGroupMode = .matchingRuleInChain, caFile: String? = nil, startTLS: Bool = false,
-        networkTimeout: Duration = .seconds(10), operationTimeout: Duration = .seconds(60), pageSize: Int = 500
+        networkTimeout: Duration = .seconds(10), operationTimeout: Duration = .seconds(60), pageSize: Int = 1000
     ) {
         self.common = common
         self.serverURL = serverURL

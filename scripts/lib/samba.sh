@@ -3,6 +3,8 @@
 #   samba.sh start DIR   provisions a domain in DIR, writes its own CA and a server certificate
 #                        for its address before the first start, starts samba, loads the
 #                        fixture of fixtures/ldap over LDAPS, prints KEY=VALUE lines.
+#                        SAMBA_FIXTURE=DIR: loads DIR/{entries,groups,links}.ldif instead (a
+#                        benchmark's own directory, as bench/ldap-scale.py writes it).
 #   samba.sh stop DIR    stops it (its root process), removes its address and DIR.
 # Samba's ports are fixed (389, 636, 88, 445), so two instances on 127.0.0.1 would collide
 # (several engineers' test runs on one machine). Each instance therefore gets a loopback
@@ -56,12 +58,13 @@ start)
   url="ldaps://$addr:636"
   bind_dn="CN=Administrator,CN=Users,$base"
   wait_for "Samba AD on $url (log: $dir/log.samba)" 90 ldapsearch -x -H "$url" -D "$bind_dn" -w "$admin_pw" -b "$base" -s base
-  python3 "$root/fixtures/ldap/generate.py" samba "$base" "$dir/fixture"
+  fixture=${SAMBA_FIXTURE:-$dir/fixture}
+  [[ -n ${SAMBA_FIXTURE:-} ]] || python3 "$root/fixtures/ldap/generate.py" samba "$base" "$fixture"
   for f in entries groups; do
-    ldapadd -x -H "$url" -D "$bind_dn" -w "$admin_pw" -f "$dir/fixture/$f.ldif" >>"$dir/load.log" 2>&1 \
+    ldapadd -x -H "$url" -D "$bind_dn" -w "$admin_pw" -f "$fixture/$f.ldif" >>"$dir/load.log" 2>&1 \
       || { tail -20 "$dir/load.log" >&2; exit 1; }
   done
-  ldapmodify -x -H "$url" -D "$bind_dn" -w "$admin_pw" -f "$dir/fixture/links.ldif" >>"$dir/load.log" 2>&1 \
+  ldapmodify -x -H "$url" -D "$bind_dn" -w "$admin_pw" -f "$fixture/links.ldif" >>"$dir/load.log" 2>&1 \
     || { tail -20 "$dir/load.log" >&2; exit 1; }
   echo "SUDOSOS_TEST_AD_URL=$url"
   echo "SUDOSOS_TEST_AD_HOST=$addr"

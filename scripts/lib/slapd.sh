@@ -4,6 +4,10 @@
 #                                    fixtures/ldap (people and bulk people loaded with slapadd,
 #                                    groups added online so the memberof overlay sees them);
 #                                    --minimal loads only the containers and the bind user.
+#   slapd.sh start DIR --load LDIF...  the bind user and these LDIF files instead of the fixture
+#                                    (plain entries, loaded offline with slapadd: fast for a
+#                                    benchmark's directory of thousands; they must hold the
+#                                    suffix entry and OU=System).
 #                                    Prints KEY=VALUE lines for the test environment.
 #                                    With SLAPD_TLS_CERT and SLAPD_TLS_KEY (PEM files) set, it
 #                                    also serves LDAPS on a second free port with that
@@ -14,6 +18,7 @@
 source "$(dirname "$0")/common.sh"
 cmd=${1:?usage: slapd.sh start|stop DIR [--minimal]}; dir=${2:?usage: slapd.sh start|stop DIR}
 mode=${3:-full}
+extra=("${@:4}")
 root=$(repo_root)
 base="DC=gewiswg,DC=test"
 slapd=${SLAPD_BIN:-/usr/sbin/slapd}
@@ -67,7 +72,9 @@ CONF
   fi
   python3 "$root/fixtures/ldap/generate.py" slapd "$base" "$dir/fixture"
   {
-    if [[ $mode == --minimal ]]; then
+    if [[ $mode == --load ]]; then
+      cat "${extra[@]}"
+    elif [[ $mode == --minimal ]]; then
       awk 'BEGIN{RS="";ORS="\n\n"} /^dn: (DC=gewiswg|OU=System|OU=Scratch|OU=Organisation,DC)/' "$dir/fixture/entries.ldif"
     else
       cat "$dir/fixture/entries.ldif"
@@ -80,7 +87,7 @@ CONF
   "$slapd" -f "$dir/slapd.conf" -h "$listen" -s 0 >"$dir/slapd.log" 2>&1 \
     || { cat "$dir/slapd.log" >&2; exit 1; }
   wait_for "slapd on $url" 30 ldapsearch -x -H "$url" -D "cn=admin,$base" -w "$admin_pw" -b "$base" -s base
-  if [[ $mode != --minimal ]]; then
+  if [[ $mode == full ]]; then
     ldapadd -x -H "$url" -D "cn=admin,$base" -w "$admin_pw" -f "$dir/fixture/groups.ldif" >"$dir/groups.log" 2>&1 \
       || { cat "$dir/groups.log" >&2; exit 1; }
     ldapmodify -x -H "$url" -D "cn=admin,$base" -w "$admin_pw" -f "$dir/fixture/links.ldif" >>"$dir/groups.log" 2>&1 \
