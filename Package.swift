@@ -133,6 +133,14 @@ let package = Package(
         ),
 
         // MARK: Test support and tests
+        // sudosos-sync-testchild: a scripted worker the supervisor's process tests start in
+        // place of `sudosos-sync worker` (`run --worker-executable`). Not a product, not shipped.
+        .executableTarget(
+            name: "sudosos-sync-testchild",
+            dependencies: ["Supervisor", "SyncEngine"],
+            path: "Tests/TestChild",
+            swiftSettings: swiftSettings
+        ),
         // TestKit: helpers shared by the integration tests (service endpoints from the
         // environment that scripts/test sets, throwaway databases, child processes, waiting
         // on conditions with deadlines).

@@ -135,8 +135,6 @@ public enum WorkerInput {
 public enum WorkerEnvironment {
     /// The supervisor's pid: the worker exits at once if its parent is not this one.
     public static let supervisorPID = "SUDOSOS_SYNC_SUPERVISOR_PID"
-    /// Prefix of variables only a debug build's test hooks read (see docs/supervisor.md).
-    public static let testPrefix = "SUDOSOS_SYNC_TEST_"
 
     /// Variables passed from the supervisor's own environment to every child: the basics a
     /// process needs, never `NOTIFY_SOCKET`, `WATCHDOG_*`, `LISTEN_*` or anything with secrets.

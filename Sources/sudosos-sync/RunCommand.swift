@@ -15,9 +15,15 @@ struct RunCommand: AsyncParsableCommand {
 
     @OptionGroup var options: GlobalOptions
 
+    /// The program every run executes as `PROGRAM worker SERVICE [--dry-run]`: by default this
+    /// binary itself. A seam for the process tests (they pass `sudosos-sync-testchild`, a
+    /// scripted worker); not for operators.
+    @Option(name: .long, help: .hidden)
+    var workerExecutable: String = "/proc/self/exe"
+
     func run() async throws {
         let logger = try options.bootstrapLogging()
-        let source = TestHooks.configurationSource() ?? ProductionConfigurationSource(path: options.config)
+        let source = ProductionConfigurationSource(path: options.config)
         let configuration: SupervisorConfiguration
         do {
             configuration = try source.load()
@@ -29,7 +35,8 @@ struct RunCommand: AsyncParsableCommand {
             services: configuration.plans.map(\.name).sorted(), version: build.version, revision: build.revision,
             swiftVersion: build.swiftVersion)
         let supervisor = Supervisor(
-            configuration: configuration, source: source, metrics: metrics, logger: logger, version: build.version)
+            configuration: configuration, source: source, metrics: metrics, logger: logger, version: build.version,
+            executable: workerExecutable)
         let endpoint = HTTPEndpoint(
             host: configuration.metrics.listenHost, port: configuration.metrics.listenPort, metrics: metrics,
             control: supervisor, triggerToken: configuration.metrics.triggerToken, logger: logger)

@@ -32,11 +32,6 @@ struct WorkerCommand: AsyncParsableCommand {
         let channel = ResultChannel.inherited()
         let input = WorkerInput.read()
         channel?.send(WorkerMessage(type: .started, at: Date()))
-        if let steps = TestBehaviour.steps(for: service) {
-            let code = TestBehaviour.play(steps, service: service, channel: channel)
-            if code != 0 { throw ArgumentParser.ExitCode(code) }
-            return
-        }
         let startedAt = Date()
         let configuration: Configuration
         do {

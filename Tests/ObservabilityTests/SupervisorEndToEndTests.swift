@@ -9,7 +9,7 @@ import Testing
 /// The real supervisor (`sudosos-sync run`, its real child processes and backoff) scraped by
 /// the real Prometheus with the repository's configuration and rules: once with real GEWISDB
 /// runs (gewisdb-fake and a throwaway SudoSOS database), once with children whose results are
-/// scripted through the supervisor's debug-build test hook (`SUDOSOS_SYNC_TEST_CONFIG`):
+/// scripted (the test-only worker `sudosos-sync-testchild`, `run --worker-executable`):
 /// successes, a failure, a crash (SIGKILL), so outcomes, restarts and backoff move too.
 @Suite(.serialized) struct SupervisorEndToEndTests {
     /// Real runs: `sudosos-sync run --config` syncing GEWISDB (gewisdb-fake with the
@@ -83,6 +83,7 @@ import Testing
         process.executableURL = URL(fileURLWithPath: TestEnvironment.executable("sudosos-sync"))
         process.arguments = arguments
         process.environment = ["PATH": "/usr/bin:/bin"].merging(environment) { $1 }
+        process.currentDirectoryURL = directory
         process.standardInput = FileHandle.nullDevice
         let handle = try FileHandle(forWritingTo: log)
         process.standardOutput = handle
@@ -110,19 +111,26 @@ import Testing
         let success = #"[{"step":"work","seconds":0.3},{"step":"exit","code":0}]"#
         let failure = #"[{"step":"work","seconds":0.2},{"step":"exit","code":1}]"#
         let crash = #"[{"step":"work","seconds":0.1},{"step":"crash"}]"#
-        let config = """
-            {"listen_port": \(port), "shutdown_timeout": 5,
-             "backoff_initial": 0.5, "backoff_max": 1, "backoff_jitter": 0,
-             "services": {
-               "ldap": {"interval": 2, "run_on_start": true, "timeout": 20,
-                        "runs": [\(success), \(failure), \(crash), \(success)]},
-               "gewisdb": {"interval": 3, "run_on_start": true, "timeout": 20, "runs": [\(success)]}
-             }}
-            """
-        let configFile = work.url.appendingPathComponent("supervisor.json")
-        try config.write(to: configFile, atomically: true, encoding: .utf8)
+        // The worker plays testchild.json in its working directory (the supervisor's).
+        try """
+            {"ldap": [\(success), \(failure), \(crash), \(success)], "gewisdb": [\(success)]}
+            """.write(to: work.url.appendingPathComponent("testchild.json"), atomically: true, encoding: .utf8)
+        let configFile = work.url.appendingPathComponent("config.yaml")
+        try """
+            database: {url: 'postgresql://sudosos@127.0.0.1:1/sudosos'}
+            metrics: {listen: '127.0.0.1:\(port)'}
+            supervisor:
+              shutdown_timeout: 5s
+              backoff: {initial: 500ms, max: 1s, jitter: 0}
+            services:
+              ldap: {enabled: true, interval: 2s, run_on_start: true, timeout: 20s,
+                     server_url: 'ldap://127.0.0.1:1', base: 'dc=example,dc=org'}
+              gewisdb: {enabled: true, interval: 3s, run_on_start: true, timeout: 20s,
+                        api_url: 'http://127.0.0.1:1/api', api_key: test-key}
+            """.write(to: configFile, atomically: true, encoding: .utf8)
         let supervisor = try await Self.startSupervisor(
-            ["run"], environment: ["SUDOSOS_SYNC_TEST_CONFIG": configFile.path], port: port, in: work.url)
+            ["run", "--config", configFile.path, "--worker-executable", TestEnvironment.executable("sudosos-sync-testchild")],
+            environment: [:], port: port, in: work.url)
         defer { supervisor.stop() }
 
         try await PrometheusEndToEndTests.checkDashboardAndAlerts(

@@ -39,7 +39,7 @@ extension SupervisorProcessSuites {
                         enabled: true
                         server_url: ldap://127.0.0.1:1
                         base: dc=example,dc=org
-                    """, yaml: true, unprivileged: true)
+                    """, unprivileged: true)
             let url = "http://127.0.0.1:\(try await port(sup))"
             let status = try String(contentsOfFile: "/proc/\(sup.pid)/status", encoding: .utf8)
             #expect(status.contains("\nUid:\t65534\t"), "\(status)")
@@ -52,10 +52,12 @@ extension SupervisorProcessSuites {
 
         @Test func statusAndTriggerCommands() async throws {
             let sup = try SupervisorHarness(
-                config: """
-                    {"backoff_initial": 60, "backoff_jitter": 0,
-                     "services": {"ldap": {"runs": [[{"step": "work", "seconds": 3}, {"step": "exit", "code": 0}]]},
-                                  "gewisdb": {"interval": 3600, "run_on_start": true, "runs": [[{"step": "crash"}]]}}}
+                config: SupervisorHarness.yaml(
+                    supervisor: ["backoff: {initial: 1m, jitter: 0}"],
+                    services: ["ldap": [], "gewisdb": ["interval: 1h", "run_on_start: true"]]),
+                script: """
+                    {"ldap": [[{"step": "work", "seconds": 3}, {"step": "exit", "code": 0}]],
+                     "gewisdb": [[{"step": "crash"}]]}
                     """)
             let url = "http://127.0.0.1:\(try await port(sup))"
             let binary = TestEnvironment.executable("sudosos-sync")

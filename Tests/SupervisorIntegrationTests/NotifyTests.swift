@@ -9,10 +9,11 @@ import Glibc
 extension SupervisorProcessSuites {
     /// Plays systemd: a NOTIFY_SOCKET and WATCHDOG_USEC for `sudosos-sync run`.
     @Suite struct NotifyTests {
-        static let config = """
-            {"shutdown_timeout": 2,
-             "services": {"ldap": {"interval": 3600, "run_on_start": true, "runs": [[{"step": "work", "seconds": 0.3}, {"step": "exit", "code": 0}]]},
-                          "gewisdb": {"schedule": "41 1 * * *"}}}
+        static let config = SupervisorHarness.yaml(
+            supervisor: ["shutdown_timeout: 2s"],
+            services: ["ldap": ["interval: 1h", "run_on_start: true"], "gewisdb": ["schedule: 41 1 * * *"]])
+        static let script = """
+            {"ldap": [[{"step": "work", "seconds": 0.3}, {"step": "exit", "code": 0}]]}
             """
 
         /// READY once configured and listening; STATUS naming every service and following their
@@ -24,7 +25,7 @@ extension SupervisorProcessSuites {
             let socket = try FakeNotifySocket(directory: dir)
             defer { socket.stop() }
             let sup = try SupervisorHarness(
-                config: Self.config, environment: ["NOTIFY_SOCKET": socket.path, "WATCHDOG_USEC": "1000000"])
+                config: Self.config, script: Self.script, environment: ["NOTIFY_SOCKET": socket.path, "WATCHDOG_USEC": "1000000"])
             try await waitUntil("READY=1") { !socket.with("READY=1").isEmpty }
             let ready = try #require(socket.with("READY=1").first)
             #expect(ready.1.contains("STATUS=gewisdb: next "))
@@ -53,18 +54,17 @@ extension SupervisorProcessSuites {
             defer { try? FileManager.default.removeItem(at: dir) }
             let socket = try FakeNotifySocket(directory: dir)
             defer { socket.stop() }
-            let sup = try SupervisorHarness(config: Self.config, environment: ["NOTIFY_SOCKET": socket.path])
+            let sup = try SupervisorHarness(config: Self.config, script: Self.script, environment: ["NOTIFY_SOCKET": socket.path])
             try await waitUntil("READY=1") { !socket.with("READY=1").isEmpty }
-            try """
-                {"services": {"ldap": {"interval": 60}, "gewisdb": {"schedule": "*/5 * * * *"}}}
-                """.write(to: sup.configURL, atomically: true, encoding: .utf8)
+            try SupervisorHarness.yaml(services: ["ldap": ["interval: 1m"], "gewisdb": ["schedule: '*/5 * * * *'"]])
+                .write(to: sup.configURL, atomically: true, encoding: .utf8)
             sup.signal(SIGHUP)
             try await waitUntil("second READY=1") { socket.with("READY=1").count >= 2 }
             let reloading = try #require(socket.with("RELOADING=1").first)
             #expect(reloading.1.contains("MONOTONIC_USEC="))
             #expect(reloading.0 <= socket.with("READY=1")[1].0)
             try await sup.waitForLog("configuration reloaded")
-            try "{ not json".write(to: sup.configURL, atomically: true, encoding: .utf8)
+            try "services: [ not yaml".write(to: sup.configURL, atomically: true, encoding: .utf8)
             sup.signal(SIGHUP)
             try await waitUntil("third READY=1") { socket.with("READY=1").count >= 3 }
             try await sup.waitForLog("reload failed, keeping the previous configuration")
@@ -75,7 +75,9 @@ extension SupervisorProcessSuites {
         }
 
         /// SIGSTOP freezes every thread, so it cannot tell a progress-gated watchdog from a timer
-        /// that pings regardless. This stalls only the supervisor's loop (a test hook): the pings
+        /// that pings regardless. This stalls only the supervisor's loop: its output goes to a
+        /// pipe the test stops reading while a child chatters, so the loop blocks writing the
+        /// child's lines (as under a stuck journal) while the endpoint's threads run on. The pings
         /// must stop while the process is otherwise alive, and come back when the loop does.
         @Test func watchdogPingsStopWhenOnlyTheLoopStalls() async throws {
             let dir = FileManager.default.temporaryDirectory.appendingPathComponent("notify-\(UUID().uuidString.prefix(8))")
@@ -83,22 +85,22 @@ extension SupervisorProcessSuites {
             defer { try? FileManager.default.removeItem(at: dir) }
             let socket = try FakeNotifySocket(directory: dir)
             defer { socket.stop() }
-            let stall = dir.appendingPathComponent("stall").path
             let sup = try SupervisorHarness(
                 config: Self.config,
-                environment: ["NOTIFY_SOCKET": socket.path, "WATCHDOG_USEC": "400000", "SUDOSOS_SYNC_TEST_STALL_FILE": stall])
+                script: #"{"ldap": [[{"step": "chatter", "seconds": 60}]]}"#,
+                environment: ["NOTIFY_SOCKET": socket.path, "WATCHDOG_USEC": "400000"], gatedOutput: true)
             try await waitUntil("pings") { socket.with("WATCHDOG=1").count >= 3 }
-            FileManager.default.createFile(atPath: stall, contents: nil)
-            let stalledAt = Date()
-            // Let any ping already on its way arrive, then watch for 1.5 s (7 intervals).
-            try await Task.sleep(for: .milliseconds(300))
-            let before = socket.with("WATCHDOG=1").count
-            try await Task.sleep(for: .milliseconds(1500))
-            #expect(socket.with("WATCHDOG=1").count == before, "pings continued while the loop was stalled")
+            try await sup.waitForLog("ldap: run started")
+            sup.outputGate.set(false)
+            // The pipe fills within about a second; then no ping for 1.5 s (7 intervals).
+            try await waitUntil("the pings to stop", timeout: .seconds(10)) {
+                guard let last = socket.with("WATCHDOG=1").last?.0 else { return false }
+                return Date().timeIntervalSince(last) > 1.5
+            }
             #expect(isAlive(sup.pid), "the process itself is alive")
-            #expect(Date().timeIntervalSince(stalledAt) >= 1.8)
-            try FileManager.default.removeItem(atPath: stall)
-            try await waitUntil("pings to resume", timeout: .seconds(3)) { socket.with("WATCHDOG=1").count >= before + 2 }
+            let before = socket.with("WATCHDOG=1").count
+            sup.outputGate.set(true)
+            try await waitUntil("pings to resume", timeout: .seconds(5)) { socket.with("WATCHDOG=1").count >= before + 2 }
             sup.signal(SIGTERM)
             #expect(try await sup.waitForExit() == 0)
         }

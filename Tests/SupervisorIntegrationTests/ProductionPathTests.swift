@@ -7,7 +7,7 @@ import Glibc
 #endif
 
 extension SupervisorProcessSuites {
-    /// `sudosos-sync run` with a real YAML configuration (no test hooks): the worker gets its
+    /// `sudosos-sync run` with a real YAML configuration (the real worker): it gets its
     /// configuration over descriptor 4 and runs the real one-run path.
     @Suite struct ProductionPathTests {
         /// The database is unreachable: the worker's run path fails with 69, the supervisor
@@ -35,7 +35,7 @@ extension SupervisorProcessSuites {
                         bind_user: cn=sync,dc=example,dc=org
                         guid_attribute: entryUUID
                         nested_groups: member_attribute
-                    """, yaml: true,
+                    """,
                 environment: ["LDAP_BIND_PW": "pw-not-for-logs-7731", "TYPEORM_PASSWORD": "db-pw-not-for-logs-5521"])
             try await sup.waitForLog("ldap: run ended: failure (exit 69", timeout: .seconds(30))
             try await sup.waitForLog("ldap: retry in 1s")
@@ -53,7 +53,7 @@ extension SupervisorProcessSuites {
                       ldap:
                         enabled: true
                         schedule: "61 * * * *"
-                    """, yaml: true)
+                    """)
             #expect(try await sup.waitForExit() == 78)
             #expect(sup.log.contains("minute"))
         }

@@ -5,26 +5,40 @@ import TestKit
 import Glibc
 #endif
 
-/// A `sudosos-sync run` process under test: configured by a test JSON file
-/// (`SUDOSOS_SYNC_TEST_CONFIG`, a debug-build hook), its stderr collected in a file.
+/// A `sudosos-sync run` process under test: a real YAML configuration passed with `--config`,
+/// its output collected in a file, its working directory a folder of its own.
 final class SupervisorHarness: @unchecked Sendable {
     let directory: URL
     let process = Process()
     let logURL: URL
     let configURL: URL
 
-    /// `config`: the test JSON (`SUDOSOS_SYNC_TEST_CONFIG`), or with `yaml: true` a real
-    /// YAML configuration passed with `--config`. `unprivileged`: run it as `nobody` without
-    /// capabilities (through setpriv, which execs it: the pid stays the supervisor's).
-    init(config: String, yaml: Bool = false, environment extra: [String: String] = [:], unprivileged: Bool = false) throws {
+    /// `config`: the YAML configuration (`$DIR` stands for the harness's folder; see
+    /// ``yaml(supervisor:services:)``). `script`: when set, the runs are played by the scripted
+    /// worker `sudosos-sync-testchild` (`--worker-executable`), which reads these steps from
+    /// `testchild.json` (JSON: `{"SERVICE": [[run 1 steps], ...]}`); without it each run is the
+    /// real `sudosos-sync worker`. `unprivileged`: run it as `nobody` without capabilities
+    /// (through setpriv, which execs it: the pid stays the supervisor's).
+    /// `gatedOutput`: the supervisor's stdout and stderr go to a pipe that a thread copies into
+    /// the log while ``outputGate`` is open; closing it lets the pipe fill, so the loop blocks on
+    /// its next log line (only the loop: it is the thread that writes the children's lines).
+    init(
+        config: String, script: String? = nil, environment extra: [String: String] = [:], unprivileged: Bool = false,
+        gatedOutput: Bool = false
+    ) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("sup-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        configURL = directory.appendingPathComponent(yaml ? "config.yaml" : "config.json")
+        configURL = directory.appendingPathComponent("config.yaml")
         logURL = directory.appendingPathComponent("stderr.log")
         try config.replacingOccurrences(of: "$DIR", with: directory.path).write(to: configURL, atomically: true, encoding: .utf8)
         FileManager.default.createFile(atPath: logURL.path, contents: nil)
         var binary = TestEnvironment.executable("sudosos-sync")
-        let arguments = yaml ? ["run", "--config", configURL.path] : ["run"]
+        var arguments = ["run", "--config", configURL.path]
+        if let script {
+            try script.replacingOccurrences(of: "$DIR", with: directory.path)
+                .write(to: directory.appendingPathComponent("testchild.json"), atomically: true, encoding: .utf8)
+            arguments += ["--worker-executable", TestEnvironment.executable("sudosos-sync-testchild")]
+        }
         if unprivileged {
             // A copy in this folder: the checkout may sit where `nobody` cannot go (/root).
             let copy = directory.appendingPathComponent("sudosos-sync").path
@@ -41,14 +55,60 @@ final class SupervisorHarness: @unchecked Sendable {
             process.arguments = arguments
         }
         var environment = ["PATH": "/usr/bin:/bin"]
-        if !yaml { environment["SUDOSOS_SYNC_TEST_CONFIG"] = configURL.path }
         for (k, v) in extra { environment[k] = v.replacingOccurrences(of: "$DIR", with: directory.path) }
         process.environment = environment
+        process.currentDirectoryURL = directory
         process.standardInput = FileHandle(forReadingAtPath: "/dev/null")
         let log = try FileHandle(forWritingTo: logURL)
-        process.standardError = log
-        process.standardOutput = log
+        if gatedOutput {
+            let pipe = Pipe()
+            process.standardError = pipe
+            process.standardOutput = pipe
+            let gate = outputGate
+            let reader = pipe.fileHandleForReading
+            Thread {
+                while true {
+                    while !gate.isOpen { usleep(10_000) }
+                    let data = reader.availableData
+                    if data.isEmpty { return }
+                    log.write(data)
+                }
+            }.start()
+        } else {
+            process.standardError = log
+            process.standardOutput = log
+        }
         try process.run()
+    }
+
+    /// Whether the output pipe is being read (``init(config:script:environment:unprivileged:gatedOutput:)``).
+    final class Gate: @unchecked Sendable {
+        private let lock = NSLock()
+        private var open = true
+        var isOpen: Bool { lock.withLock { open } }
+        func set(_ value: Bool) { lock.withLock { open = value } }
+    }
+
+    let outputGate = Gate()
+
+    /// A YAML configuration for scripted runs: the endpoint on a free loopback port, `supervisor`
+    /// lines under `supervisor:`, and per service its lines (`interval: 1h`, ...) plus what an
+    /// enabled service needs to validate (its source's address: nothing listens there, and the
+    /// scripted worker never connects). A service's own lines come last and may override these.
+    static func yaml(supervisor: [String] = [], services: [String: [String]]) -> String {
+        let required = [
+            "ldap": ["server_url: ldap://127.0.0.1:1", "base: dc=example,dc=org"],
+            "gewisdb": ["api_url: http://127.0.0.1:1/api", "api_key: test-key"],
+        ]
+        var lines = ["database:", "  url: postgresql://sudosos@127.0.0.1:1/sudosos", "metrics:", "  listen: 127.0.0.1:0"]
+        if !supervisor.isEmpty { lines += ["supervisor:"] + supervisor.map { "  " + $0 } }
+        lines.append("services:")
+        for (name, own) in services.sorted(by: { $0.key < $1.key }) {
+            let keys = Set(own.map { $0.split(separator: ":")[0] })
+            let defaults = (required[name] ?? []).filter { !keys.contains($0.split(separator: ":")[0]) }
+            lines += ["  \(name):", "    enabled: true"] + (defaults + own).map { "    " + $0 }
+        }
+        return lines.joined(separator: "\n") + "\n"
     }
 
     var pid: pid_t { process.processIdentifier }

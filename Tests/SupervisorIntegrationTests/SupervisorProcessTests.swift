@@ -7,17 +7,18 @@ import Glibc
 #endif
 
 extension SupervisorProcessSuites {
-    /// `sudosos-sync run` with real worker children (the debug build's test behaviours).
+    /// `sudosos-sync run` with real child processes: the scripted worker `sudosos-sync-testchild`.
     @Suite struct SupervisorProcessTests {
         /// A SIGKILLed child is a `crash`, and runs again after the backoff delay (measured
         /// within ±20 % + 100 ms of the configured 2 s).
         @Test func killedChildIsACrashAndRerunsAfterTheBackoff() async throws {
             let sup = try SupervisorHarness(
-                config: """
-                    {"shutdown_timeout": 3, "backoff_initial": 2, "backoff_jitter": 0,
-                     "services": {"ldap": {"interval": 3600, "run_on_start": true, "timeout": 60,
-                       "runs": [[{"step": "pid", "file": "$DIR/pid1"}, {"step": "work", "seconds": 60}],
-                                [{"step": "pid", "file": "$DIR/pid2"}, {"step": "exit", "code": 0}]]}}}
+                config: SupervisorHarness.yaml(
+                    supervisor: ["shutdown_timeout: 3s", "backoff: {initial: 2s, jitter: 0}"],
+                    services: ["ldap": ["interval: 1h", "run_on_start: true", "timeout: 60s"]]),
+                script: """
+                    {"ldap": [[{"step": "pid", "file": "$DIR/pid1"}, {"step": "work", "seconds": 60}],
+                              [{"step": "pid", "file": "$DIR/pid2"}, {"step": "exit", "code": 0}]]}
                     """)
             let pid = try #require(Int32(try await sup.waitForFile("pid1").trimmingCharacters(in: .whitespacesAndNewlines)))
             kill(pid, SIGKILL)
@@ -38,10 +39,11 @@ extension SupervisorProcessSuites {
         /// after the grace period) and recorded as `timeout`.
         @Test func hungChildIsKilledAtItsTimeout() async throws {
             let sup = try SupervisorHarness(
-                config: """
-                    {"shutdown_timeout": 1, "backoff_initial": 60,
-                     "services": {"ldap": {"interval": 3600, "run_on_start": true, "timeout": 1.5,
-                       "runs": [[{"step": "pid", "file": "$DIR/pid"}, {"step": "ignore_term"}, {"step": "silent", "seconds": 60}]]}}}
+                config: SupervisorHarness.yaml(
+                    supervisor: ["shutdown_timeout: 1s", "backoff: {initial: 1m}"],
+                    services: ["ldap": ["interval: 1h", "run_on_start: true", "timeout: 1500ms"]]),
+                script: """
+                    {"ldap": [[{"step": "pid", "file": "$DIR/pid"}, {"step": "ignore_term"}, {"step": "silent", "seconds": 60}]]}
                     """)
             let pid = try #require(Int32(try await sup.waitForFile("pid").trimmingCharacters(in: .whitespacesAndNewlines)))
             try await sup.waitForLog("ldap: ran past its timeout of 1.5s", timeout: .seconds(10))
@@ -60,10 +62,11 @@ extension SupervisorProcessSuites {
         /// A run that stops reporting heartbeats is killed after `heartbeat_timeout`.
         @Test func silentChildIsKilledAtItsHeartbeatTimeout() async throws {
             let sup = try SupervisorHarness(
-                config: """
-                    {"shutdown_timeout": 1, "backoff_initial": 60,
-                     "services": {"gewisdb": {"interval": 3600, "run_on_start": true, "timeout": 60, "heartbeat_timeout": 1,
-                       "runs": [[{"step": "work", "seconds": 1.5}, {"step": "silent", "seconds": 60}]]}}}
+                config: SupervisorHarness.yaml(
+                    supervisor: ["shutdown_timeout: 1s", "backoff: {initial: 1m}"],
+                    services: ["gewisdb": ["interval: 1h", "run_on_start: true", "timeout: 60s", "heartbeat_timeout: 1s"]]),
+                script: """
+                    {"gewisdb": [[{"step": "work", "seconds": 1.5}, {"step": "silent", "seconds": 60}]]}
                     """)
             try await sup.waitForLog("gewisdb: silent for 1s (heartbeat timeout)", timeout: .seconds(6))
             try await sup.waitForLog("gewisdb: run ended: timeout (signal 15")
@@ -74,9 +77,9 @@ extension SupervisorProcessSuites {
         /// SIGKILL to the supervisor: its children die within a second (PR_SET_PDEATHSIG).
         @Test func childrenDieWithTheSupervisor() async throws {
             let sup = try SupervisorHarness(
-                config: """
-                    {"services": {"ldap": {"interval": 3600, "run_on_start": true,
-                       "runs": [[{"step": "pid", "file": "$DIR/pid"}, {"step": "work", "seconds": 60}]]}}}
+                config: SupervisorHarness.yaml(services: ["ldap": ["interval: 1h", "run_on_start: true"]]),
+                script: """
+                    {"ldap": [[{"step": "pid", "file": "$DIR/pid"}, {"step": "work", "seconds": 60}]]}
                     """)
             let pid = try #require(Int32(try await sup.waitForFile("pid").trimmingCharacters(in: .whitespacesAndNewlines)))
             #expect(isAlive(pid))
@@ -84,27 +87,34 @@ extension SupervisorProcessSuites {
             try await waitUntil("the child to die with its supervisor", timeout: .seconds(1), poll: .milliseconds(10)) { !isAlive(pid) }
         }
 
-        /// The worker's environment holds its own settings and secrets only: not another
-        /// service's secret, not NOTIFY_SOCKET / WATCHDOG_*, nothing else of the supervisor's.
-        /// Its stdout is re-logged with the service name; the result pipe is descriptor 3; stdin
-        /// is /dev/null; it runs in a session of its own.
+        /// The worker receives its own settings and secrets only, on descriptor 4: not another
+        /// service's secret; its environment holds no secret at all, not NOTIFY_SOCKET /
+        /// WATCHDOG_*, nothing else of the supervisor's. Its stdout is re-logged with the service
+        /// name; the result pipe is descriptor 3; stdin is /dev/null; it runs in a session of its own.
         @Test func childIsIsolated() async throws {
             let sup = try SupervisorHarness(
-                config: """
-                    {"services": {
-                       "ldap": {"interval": 3600, "run_on_start": true, "secret": "ldap-secret-1",
-                         "runs": [[{"step": "env", "file": "$DIR/env"}, {"step": "pid", "file": "$DIR/pid"},
-                                   {"step": "log", "text": "hello from the worker"}, {"step": "work", "seconds": 30}]]},
-                       "gewisdb": {"interval": 3600, "run_on_start": false, "secret": "gewisdb-secret-2"}}}
+                config: SupervisorHarness.yaml(services: [
+                    "ldap": [
+                        "interval: 1h", "run_on_start: true", "bind_user: cn=sync,dc=example,dc=org",
+                        "bind_pw: ldap-secret-1",
+                    ],
+                    "gewisdb": ["interval: 1h", "api_key: gewisdb-secret-2"],
+                ]),
+                script: """
+                    {"ldap": [[{"step": "env", "file": "$DIR/env"}, {"step": "config", "file": "$DIR/config"},
+                               {"step": "pid", "file": "$DIR/pid"},
+                               {"step": "log", "text": "hello from the worker"}, {"step": "work", "seconds": 30}]]}
                     """,
                 environment: [
                     "NOTIFY_SOCKET": "$DIR/none.sock", "WATCHDOG_USEC": "60000000", "TYPEORM_PASSWORD": "db-secret",
                 ])
             let env = try await sup.waitForFile("env")
+            let config = try await sup.waitForFile("config")
             let pid = try #require(Int32(try await sup.waitForFile("pid").trimmingCharacters(in: .whitespacesAndNewlines)))
-            #expect(env.contains("SUDOSOS_SYNC_SECRET=ldap-secret-1"))
-            for forbidden in ["gewisdb-secret-2", "NOTIFY_SOCKET", "WATCHDOG_", "TYPEORM_PASSWORD", "db-secret"] {
-                #expect(!env.contains(forbidden), "\(forbidden) leaked into the child: \(env)")
+            #expect(config.contains("ldap-secret-1"), "its own secret on descriptor 4: \(config)")
+            #expect(!config.contains("gewisdb-secret-2"), "another service's secret on descriptor 4: \(config)")
+            for forbidden in ["ldap-secret-1", "gewisdb-secret-2", "NOTIFY_SOCKET", "WATCHDOG_", "TYPEORM_PASSWORD", "db-secret"] {
+                #expect(!env.contains(forbidden), "\(forbidden) leaked into the child's environment: \(env)")
             }
             try await sup.waitForLog("ldap: hello from the worker")
             #expect(try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/3").hasPrefix("pipe:"))
@@ -127,12 +137,12 @@ extension SupervisorProcessSuites {
             // client_connection_check_interval: the server notices the killed client during
             // pg_sleep (and rolls back) instead of after it.
             let sup = try SupervisorHarness(
-                config: """
-                    {"shutdown_timeout": 5,
-                     "services": {"ldap": {"interval": 3600, "run_on_start": true,
-                       "runs": [[{"step": "pid", "file": "$DIR/pid"},
-                                 {"step": "psql", "url": "\(db.url)",
-                                  "sql": "SET client_connection_check_interval = 100; BEGIN; INSERT INTO sup_probe VALUES (1); INSERT INTO sup_probe VALUES (2); SELECT pg_sleep(120); COMMIT;"}]]}}}
+                config: SupervisorHarness.yaml(
+                    supervisor: ["shutdown_timeout: 5s"], services: ["ldap": ["interval: 1h", "run_on_start: true"]]),
+                script: """
+                    {"ldap": [[{"step": "pid", "file": "$DIR/pid"},
+                               {"step": "psql", "url": "\(db.url)",
+                                "sql": "SET client_connection_check_interval = 100; BEGIN; INSERT INTO sup_probe VALUES (1); INSERT INTO sup_probe VALUES (2); SELECT pg_sleep(120); COMMIT;"}]]}
                     """)
             let pid = try #require(Int32(try await sup.waitForFile("pid").trimmingCharacters(in: .whitespacesAndNewlines)))
             try await waitUntil("the worker's transaction to be open", timeout: .seconds(10)) {
@@ -153,10 +163,10 @@ extension SupervisorProcessSuites {
         /// A child still running at `shutdown_timeout` is killed, and the supervisor still exits 0.
         @Test func shutdownKillsChildrenThatIgnoreSigterm() async throws {
             let sup = try SupervisorHarness(
-                config: """
-                    {"shutdown_timeout": 1,
-                     "services": {"ldap": {"interval": 3600, "run_on_start": true,
-                       "runs": [[{"step": "ignore_term"}, {"step": "pid", "file": "$DIR/pid"}, {"step": "work", "seconds": 60}]]}}}
+                config: SupervisorHarness.yaml(
+                    supervisor: ["shutdown_timeout: 1s"], services: ["ldap": ["interval: 1h", "run_on_start: true"]]),
+                script: """
+                    {"ldap": [[{"step": "ignore_term"}, {"step": "pid", "file": "$DIR/pid"}, {"step": "work", "seconds": 60}]]}
                     """)
             let pid = try #require(Int32(try await sup.waitForFile("pid").trimmingCharacters(in: .whitespacesAndNewlines)))
             let stopAt = Date()

@@ -16,23 +16,23 @@ import Testing
     }
 
     @Test func exitCodesAndSignals() {
-        #expect(Supervisor.classify(exit: exit(code: 0), killReason: nil, summary: nil).outcome == .success)
-        #expect(Supervisor.classify(exit: exit(code: 1), killReason: nil, summary: nil).outcome == .failure)
-        #expect(Supervisor.classify(exit: exit(code: 69), killReason: nil, summary: nil).outcome == .failure)
-        #expect(Supervisor.classify(exit: exit(code: 65), killReason: nil, summary: nil).outcome == .refused)
-        #expect(Supervisor.classify(exit: exit(code: 75), killReason: nil, summary: nil).outcome == .notReady)
-        #expect(Supervisor.classify(exit: exit(code: 75), killReason: nil, summary: summary(.locked)).outcome == .locked)
-        let config = Supervisor.classify(exit: exit(code: 78), killReason: nil, summary: nil)
+        #expect(SupervisorMachine.classify(exit: exit(code: 0), killReason: nil, summary: nil).outcome == .success)
+        #expect(SupervisorMachine.classify(exit: exit(code: 1), killReason: nil, summary: nil).outcome == .failure)
+        #expect(SupervisorMachine.classify(exit: exit(code: 69), killReason: nil, summary: nil).outcome == .failure)
+        #expect(SupervisorMachine.classify(exit: exit(code: 65), killReason: nil, summary: nil).outcome == .refused)
+        #expect(SupervisorMachine.classify(exit: exit(code: 75), killReason: nil, summary: nil).outcome == .notReady)
+        #expect(SupervisorMachine.classify(exit: exit(code: 75), killReason: nil, summary: summary(.locked)).outcome == .locked)
+        let config = SupervisorMachine.classify(exit: exit(code: 78), killReason: nil, summary: nil)
         #expect(config.outcome == .failure && !config.retryable)
-        #expect(Supervisor.classify(exit: exit(signal: 9), killReason: nil, summary: nil).outcome == .crash)
-        #expect(Supervisor.classify(exit: exit(signal: 11), killReason: nil, summary: nil).outcome == .crash)
+        #expect(SupervisorMachine.classify(exit: exit(signal: 9), killReason: nil, summary: nil).outcome == .crash)
+        #expect(SupervisorMachine.classify(exit: exit(signal: 11), killReason: nil, summary: nil).outcome == .crash)
         // Killed by us: a timeout, whatever the signal or exit code.
-        #expect(Supervisor.classify(exit: exit(signal: 15), killReason: .timeout("x"), summary: nil).outcome == .timeout)
-        #expect(Supervisor.classify(exit: exit(code: 0), killReason: .timeout("x"), summary: nil).outcome == .timeout)
+        #expect(SupervisorMachine.classify(exit: exit(signal: 15), killReason: .timeout("x"), summary: nil).outcome == .timeout)
+        #expect(SupervisorMachine.classify(exit: exit(code: 0), killReason: .timeout("x"), summary: nil).outcome == .timeout)
         // Stopped at shutdown: a failure, unless it finished cleanly first.
-        #expect(Supervisor.classify(exit: exit(signal: 15), killReason: .shutdown, summary: nil).outcome == .failure)
+        #expect(SupervisorMachine.classify(exit: exit(signal: 15), killReason: .shutdown, summary: nil).outcome == .failure)
         #expect(
-            Supervisor.classify(exit: exit(code: 0), killReason: .shutdown, summary: summary(.success)).outcome == .success)
+            SupervisorMachine.classify(exit: exit(code: 0), killReason: .shutdown, summary: summary(.success)).outcome == .success)
     }
 
     /// Inputs that do not apply to a state change nothing (s6's `nop`).
