@@ -13,8 +13,8 @@ import SyncEngine
 ///   otherwise closed (inactive, no debt) and, when it was active, the closing notice the
 ///   original e-mails is recorded (`Change.notice`, no mail sent).
 /// - an answer that cannot be used (failed request, unparsable body, missing or unparsable
-///   expiration, a name over 64 characters, an invalid e-mail): rejected or failed, the user
-///   is left alone, the run goes on.
+///   expiration, a name over 64 characters): rejected or failed, the user is left alone, the
+///   run goes on. An invalid or empty e-mail only drops the e-mail (`invalid_email`).
 public enum GEWISDBPlanner {
     /// The server setting that allows closing members (SudoSOS stores JSON `true` / `false`).
     public static let allowDeleteSetting = "allowGewisSyncDelete"
@@ -68,7 +68,8 @@ public enum GEWISDBPlanner {
                     why = "\(record) expired on \(day(expiration))"
                 } else {
                     do {
-                        let wanted = try values(for: member, record: record)
+                        let (wanted, dropped) = try values(for: member, record: record)
+                        plan.rejected += dropped
                         plan.entities.passed += 1
                         let fields = FieldChange.diff(user, to: wanted)
                         if !fields.isEmpty {
@@ -127,8 +128,13 @@ public enum GEWISDBPlanner {
 
     /// The user columns a valid member asks for; only fields GEWISDB sent. Names and the
     /// e-mail address go through the engine's `Validation` (64 characters as PostgreSQL counts
-    /// them, no NUL, e-mail syntax); a rejection never quotes the address.
-    static func values(for member: GEWISDBMember, record: String) throws(Rejection) -> [(UserField, FieldValue)] {
+    /// them, no NUL, e-mail syntax); a rejection never quotes the address. A bad name rejects
+    /// the member; a bad or empty address only drops the address (returned as a rejection to
+    /// count, `invalid_email`), and the rest is applied.
+    static func values(
+        for member: GEWISDBMember, record: String
+    ) throws(Rejection) -> (values: [(UserField, FieldValue)], dropped: [Rejection]) {
+        var dropped: [Rejection] = []
         var wanted: [(UserField, FieldValue)] = []
         if let given = member.givenName.value {
             wanted.append((.firstName, .text(try Validation.name(given, field: "given_name", record: record))))
@@ -139,13 +145,17 @@ public enum GEWISDBPlanner {
             wanted.append((.lastName, .text(try Validation.name(last, field: "middle_name + family_name", record: record))))
         }
         if let email = member.email.value {
-            wanted.append((.email, .text(try Validation.email(email, field: "email", record: record))))
+            do throws(Rejection) {
+                wanted.append((.email, .text(try Validation.email(email, field: "email", record: record))))
+            } catch {
+                dropped.append(Rejection(record: error.record, reason: .invalidEmail, detail: error.detail))
+            }
         }
         if let ofAge = member.isEighteenPlus.value {
             wanted.append((.ofAge, .flag(ofAge)))
         }
         wanted.append((.active, .flag(true)))
-        return wanted
+        return (wanted, dropped)
     }
 
     static func day(_ date: Date) -> String {

@@ -110,8 +110,14 @@ struct LDAPPlanner {
             }
             guard user.type != .member, let key = objectByGUID[uuid], let object = directory.objects[key] else { continue }
             guard let name = displayName(object) else { continue }
+            // As the original refreshes organs and service accounts on every run: the name from
+            // the directory, no last name, no debt, active, no terms to accept.
             let fields = FieldChange.diff(
-                user, to: [(.firstName, .text(name)), (.active, .flag(true)), (.acceptedToS, .text(TermsOfServiceStatus.notRequired.rawValue))])
+                user,
+                to: [
+                    (.firstName, .text(name)), (.lastName, .text("")), (.canGoIntoDebt, .flag(false)), (.active, .flag(true)),
+                    (.acceptedToS, .text(TermsOfServiceStatus.notRequired.rawValue)),
+                ])
             if !fields.isEmpty {
                 updates.append(PlannedChange(
                     .updateUser(userId: user.id, fields: fields), reason: "in step with \(object.dn)"))
@@ -123,7 +129,8 @@ struct LDAPPlanner {
         // role rows of the groups it syncs.
         plan.population = population
         plan.entities.passed = passed.count
-        plan.entities.failed = plan.rejected.count
+        // Failed: the objects rejected whole (a dropped e-mail address leaves its person passed).
+        plan.entities.failed = rejectedKeys.count
         return plan
     }
 
@@ -328,9 +335,15 @@ struct LDAPPlanner {
             }
             let given = try Validation.required(try name(object, "givenname", field: "givenName"), field: "givenName", record: object.dn)
             let sn = try name(object, "sn", field: "sn") ?? ""
+            // A bad address drops the address, not the person: the account is created with an
+            // empty e-mail and the field's rejection is counted (the person still passes).
             var email = ""
             if let raw = object.attributes["mail"] {
-                email = try Validation.email(try Validation.text(raw, field: "mail", record: object.dn), field: "mail", record: object.dn)
+                do throws(Rejection) {
+                    email = try Validation.email(try Validation.text(raw, field: "mail", record: object.dn), field: "mail", record: object.dn)
+                } catch {
+                    plan.rejected.append(Rejection(record: error.record, reason: .invalidEmail, detail: error.detail))
+                }
             }
             passed.insert(key)
             return create(NewUser(
@@ -378,8 +391,13 @@ struct LDAPPlanner {
             }
         }
         if case .existing(let organId) = organ {
-            for (userId, _) in current.sorted(by: { $0.key < $1.key }) where !wantedExisting.contains(userId) {
-                guard snapshot.users[userId] != nil else { continue }
+            for (userId, index) in current.sorted(by: { $0.key < $1.key }) where !wantedExisting.contains(userId) {
+                // A row of a user this service does not manage stays, and so does its index:
+                // a newcomer must not share it.
+                guard snapshot.users[userId] != nil else {
+                    used.insert(index)
+                    continue
+                }
                 changes.append(PlannedChange(
                     .removeMembership(userId: userId, organId: organId), reason: "no longer a member of \(dn)"))
             }

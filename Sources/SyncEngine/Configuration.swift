@@ -168,6 +168,24 @@ public enum NestedGroupMode: String, Sendable, Hashable, CaseIterable, Codable {
     case memberAttribute = "member_attribute"
 }
 
+/// What kind of directory server it is: decides who counts as a person.
+public enum DirectoryType: String, Sendable, Hashable, CaseIterable, Codable {
+    /// Active Directory (and Samba AD): people are `(&(objectClass=user)(objectCategory=person))`,
+    /// as in SudoSOS's own sync, so contacts, computers and managed service accounts in a group
+    /// get no account.
+    case activeDirectory = "active_directory"
+    /// OpenLDAP and other servers: people are `(objectClass=person)` (inetOrgPerson and the like).
+    case openLDAP = "openldap"
+
+    /// The LDAP filter that selects people.
+    public var personFilter: String {
+        switch self {
+        case .activeDirectory: return "(&(objectClass=user)(objectCategory=person))"
+        case .openLDAP: return "(objectClass=person)"
+        }
+    }
+}
+
 /// Which attribute identifies a directory object.
 public enum GUIDAttribute: String, Sendable, Hashable, CaseIterable, Codable {
     /// AD: 16 raw bytes, stored as 32 lowercase hex digits in wire order.
@@ -192,6 +210,8 @@ public struct LDAPSettings: Sendable, Hashable, Codable {
     public var serviceAccountFilter: String?
     public var guidAttribute: GUIDAttribute
     public var nestedGroups: NestedGroupMode
+    /// Who is a person (`directory_type`).
+    public var directoryType: DirectoryType
     public var caFile: String?
     /// Use StartTLS on an `ldap://` URL.
     public var startTLS: Bool
@@ -204,7 +224,8 @@ public struct LDAPSettings: Sendable, Hashable, Codable {
         common: ServiceSettings = ServiceSettings(), serverURL: String, base: String, bindUser: String? = nil,
         bindPassword: String? = nil, sharedAccountFilter: String? = nil, roleFilter: String? = nil,
         serviceAccountFilter: String? = nil, guidAttribute: GUIDAttribute = .objectGUID,
-        nestedGroups: NestedGroupMode = .matchingRuleInChain, caFile: String? = nil, startTLS: Bool = false,
+        nestedGroups: NestedGroupMode = .matchingRuleInChain, directoryType: DirectoryType = .activeDirectory,
+        caFile: String? = nil, startTLS: Bool = false,
         networkTimeout: Duration = .seconds(10), operationTimeout: Duration = .seconds(60), pageSize: Int = 500
     ) {
         self.common = common
@@ -217,6 +238,7 @@ public struct LDAPSettings: Sendable, Hashable, Codable {
         self.serviceAccountFilter = serviceAccountFilter
         self.guidAttribute = guidAttribute
         self.nestedGroups = nestedGroups
+        self.directoryType = directoryType
         self.caFile = caFile
         self.startTLS = startTLS
         self.networkTimeout = networkTimeout

@@ -28,7 +28,7 @@ enum ConfigurationSchema {
         "ldap": [
             "server_url": .plain, "base": .plain, "bind_user": .plain, "bind_pw": .hidden,
             "shared_account_filter": .plain, "role_filter": .plain, "service_account_filter": .plain,
-            "guid_attribute": .plain, "nested_groups": .plain, "ca_file": .plain, "start_tls": .plain,
+            "guid_attribute": .plain, "nested_groups": .plain, "directory_type": .plain, "ca_file": .plain, "start_tls": .plain,
             "network_timeout": .plain, "operation_timeout": .plain, "page_size": .plain,
         ],
         "gewisdb": [

@@ -164,9 +164,32 @@ import Testing
         ]
         let plan = plan(answers, snapshot(users))
         #expect(plan.rejected.map(\.reason) == [.missingAttribute, .unparsable, .tooLong, .invalidEmail, .unparsable])
-        #expect(plan.entities == EntityCounts(passed: 1, failed: 6))
+        // The bad address drops the address only: member 8004 passes.
+        #expect(plan.entities == EntityCounts(passed: 2, failed: 5))
         #expect(plan.changes.count == 1)
         #expect(!plan.rejected.contains { $0.detail.contains("not-an-address") }, "no address in rejection details")
+    }
+
+    /// Issue 11 item 6: an invalid, over-long or empty e-mail from GEWISDB leaves the stored
+    /// address as it is and applies the rest (names, ofAge, active); the field is counted.
+    @Test func aBadEmailDropsTheEmailNotThePerson() {
+        var stale = user(1)
+        stale.firstName = "Old"
+        stale.active = false
+        let long = String(repeating: "a", count: 60) + "@example.org"
+        for email in ["not-an-address", "", long] {
+            let plan = plan([8001: .found(member(8001, given: "New", email: .value(email)))], snapshot([stale]))
+            #expect(plan.rejected.map(\.reason) == [.invalidEmail], "\(email)")
+            #expect(plan.entities == EntityCounts(passed: 1, failed: 0))
+            guard case .updateUser(let id, let fields)? = plan.changes.first?.change else {
+                Issue.record("no update for \(email): \(plan.changes)")
+                continue
+            }
+            #expect(id == 1)
+            #expect(fields.map(\.field).contains(.firstName) && fields.map(\.field).contains(.active))
+            #expect(!fields.map(\.field).contains(.email), "the stored address is kept")
+            if !email.isEmpty { #expect(plan.rejected.allSatisfy { !$0.detail.contains(email) }) }
+        }
     }
 
     @Test func deletedUsersAndUnlinkedUsersAreNotTargeted() {

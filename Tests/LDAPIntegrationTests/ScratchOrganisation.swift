@@ -23,10 +23,20 @@ struct ScratchOrganisation {
         var members: [String]
     }
 
+    /// Objects in `OU=People` that are not AD users: AD's contact and computer classes (on slapd,
+    /// in OpenLDAP mode, a contact is an `inetOrgPerson` like any person, a computer a `device`).
+    enum NonPerson: Hashable {
+        case contact(given: String, sn: String)
+        case computer
+    }
+
     private(set) var people: [String: Person] = [:]
     private(set) var groups: [String: Group] = [:]
+    private(set) var others: [String: NonPerson] = [:]
 
-    static func create(_ directory: TestDirectory, people: [Person], groups: [Group]) throws -> ScratchOrganisation {
+    static func create(
+        _ directory: TestDirectory, people: [Person], others: [String: NonPerson] = [:], groups: [Group]
+    ) throws -> ScratchOrganisation {
         let tag = "t" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(10).lowercased()
         var scratch = ScratchOrganisation(directory: directory, tag: tag, org: "OU=\(tag),OU=Scratch,\(try directory.root)")
         var ldif = scratch.entry(scratch.org, [("objectClass", "organizationalUnit"), ("ou", tag)])
@@ -37,6 +47,10 @@ struct ScratchOrganisation {
             scratch.people[person.key] = person
             ldif += scratch.personEntry(person)
         }
+        for (key, kind) in others.sorted(by: { $0.key < $1.key }) {
+            scratch.others[key] = kind
+            ldif += scratch.nonPersonEntry(key, kind)
+        }
         for group in groups {
             scratch.groups[group.key] = group
             ldif += scratch.groupEntry(group)
@@ -46,7 +60,7 @@ struct ScratchOrganisation {
     }
 
     func dn(_ key: String) -> String {
-        if people[key] != nil { return "CN=\(key),OU=People,\(org)" }
+        if people[key] != nil || others[key] != nil { return "CN=\(key),OU=People,\(org)" }
         if let group = groups[key] { return "CN=\(key),OU=\(group.ou),\(org)" }
         return "CN=\(key),OU=Groups,\(org)"
     }
@@ -96,6 +110,22 @@ struct ScratchOrganisation {
         attrs += [("cn", p.key), ("givenName", p.given), ("sn", p.sn), ("displayName", "\(p.given) \(p.sn)")]
         if let e = p.employee { attrs.append(("employeeNumber", e)) }
         return entry(dn(p.key), attrs)
+    }
+
+    private func nonPersonEntry(_ key: String, _ kind: NonPerson) -> String {
+        var attrs: [(String, String)] = []
+        switch (kind, directory.isSlapd) {
+        case (.contact(let given, let sn), true):
+            attrs += [("objectClass", "inetOrgPerson"), ("objectClass", "adObject"), ("objectGUID::", randomGUID()),
+                      ("cn", key), ("givenName", given), ("sn", sn), ("displayName", "\(given) \(sn)")]
+        case (.contact(let given, let sn), false):
+            attrs += [("objectClass", "contact"), ("cn", key), ("givenName", given), ("sn", sn), ("displayName", "\(given) \(sn)")]
+        case (.computer, true):
+            attrs += [("objectClass", "device"), ("objectClass", "adObject"), ("objectGUID::", randomGUID()), ("cn", key)]
+        case (.computer, false):
+            attrs += [("objectClass", "computer"), ("cn", key), ("sAMAccountName", String(shortName(key).prefix(15)) + "$")]
+        }
+        return entry(dn(key), attrs)
     }
 
     private func groupEntry(_ g: Group) -> String {
