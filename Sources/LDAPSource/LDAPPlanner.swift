@@ -40,6 +40,9 @@ struct LDAPPlanner {
         self.plan = Plan(service: service)
     }
 
+    /// The service whose verdict counts for members with a member number.
+    static let memberDatabaseService = "gewisdb"
+
     /// The types the service syncs; deleted users are left alone.
     static let targetTypes: Set<UserType> = [.organ, .member, .integration]
 
@@ -56,6 +59,10 @@ struct LDAPPlanner {
         var membershipChanges: [PlannedChange] = []
         var roleChanges: [PlannedChange] = []
         var population = 0
+        let memberDatabase = snapshot.peers[Self.memberDatabaseService]
+        var keptByMemberDatabase = 0
+        var memberDatabaseUnknown = 0
+        var downButNotAllowed = 0
 
         // Organs and their memberships.
         for key in directory.organGroups {
@@ -92,11 +99,35 @@ struct LDAPPlanner {
         for user in snapshot.users.values.sorted(by: { $0.id < $1.id }) where Self.isTargeted(user) {
             population += 1
             guard let uuid = snapshot.ldapBindings[user.id]?.lowercased() else { continue }
+            if user.type == .member {
+                plan.verdicts.append(Verdict(user: .existing(user.id), vouches: existing.contains(uuid)))
+            }
             guard existing.contains(uuid) else {
+                let gone = "directory object \(uuid) no longer exists"
                 switch user.type {
                 case .member:
-                    closings.append(PlannedChange(
-                        .unbind(userId: user.id, uuid: uuid), reason: "directory object \(uuid) no longer exists"))
+                    // A member with a member number is GEWISDB's too: the binding stays while the
+                    // gewisdb service vouches, or while its verdict is missing or stale.
+                    guard let lidnr = snapshot.memberNumbers[user.id], let memberDatabase else {
+                        closings.append(PlannedChange(.unbind(userId: user.id, uuid: uuid), reason: gone))
+                        continue
+                    }
+                    switch memberDatabase.say(about: user.id) {
+                    case .vouches:
+                        keptByMemberDatabase += 1
+                    case .unknown:
+                        memberDatabaseUnknown += 1
+                    case .doesNotVouch:
+                        // Neither vouches: the whole down, GEWISDB's part too (as the original
+                        // runs down() on every service).
+                        let why = "\(gone) and the gewisdb service does not vouch for member \(lidnr) either"
+                        closings.append(PlannedChange(.unbind(userId: user.id, uuid: uuid), reason: why))
+                        if MemberClosing.isAllowed(in: snapshot) {
+                            closings += MemberClosing.changes(closing: user, why: why, snapshot: snapshot)
+                        } else {
+                            downButNotAllowed += 1
+                        }
+                    }
                 default:
                     if user.active {
                         closings.append(PlannedChange(
@@ -125,6 +156,30 @@ struct LDAPPlanner {
         }
 
         plan.changes = creations + bindings + updates + closings + membershipChanges + roleChanges
+        // Members this run creates or binds: the directory vouches for them.
+        for planned in creations {
+            if case .createUser(let new) = planned.change, new.type == .member {
+                plan.verdicts.append(Verdict(user: .new(new.ref), vouches: true))
+            }
+        }
+        for planned in bindings {
+            if case .bind(let user, _) = planned.change { plan.verdicts.append(Verdict(user: user, vouches: true)) }
+        }
+        if keptByMemberDatabase > 0 {
+            plan.warnings.append(
+                "\(keptByMemberDatabase) member(s) whose directory object is gone keep their binding: the gewisdb service "
+                    + "still vouches for them")
+        }
+        if memberDatabaseUnknown > 0, let memberDatabase {
+            plan.warnings.append(
+                "\(memberDatabaseUnknown) member(s) whose directory object is gone keep their binding: the gewisdb service's "
+                    + "verdict on them is missing or older than \(Int(memberDatabase.maxAgeSeconds / 3600))h")
+        }
+        if downButNotAllowed > 0 {
+            plan.warnings.append(
+                "\(downButNotAllowed) member(s) are vouched for by neither service, but the server setting "
+                    + "\(MemberClosing.allowDeleteSetting) is not true: unbound, none closed")
+        }
         // The base of max_deletion_ratio: the users this service syncs plus the membership and
         // role rows of the groups it syncs.
         plan.population = population

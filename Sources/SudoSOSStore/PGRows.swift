@@ -74,6 +74,11 @@ struct PGRow: Sendable {
         return value
     }
 
+    func double(_ column: String) throws -> Double {
+        guard let value = Double(try string(column)) else { throw undecodable(column, "a number") }
+        return value
+    }
+
     func bool(_ column: String) throws -> Bool {
         switch try string(column) {
         case "t": return true

@@ -152,6 +152,7 @@ struct PlanApplier {
                         FROM ins JOIN t ON t.c1 = ins."userId" AND t.c2 = ins."organId" ORDER BY t.ord RETURNING 1)
                 SELECT ins."userId"::text || ':' || ins."organId"::text AS k FROM ins
                 """)
+        try recordVerdicts(plan, resolve: resolve)
         try bulk(
             "recording notices", rows: notices,
             columns: [("int", { String($0.0) }), ("text", { $0.1 }), ("text", { $0.2 }), ("text", { $0.3 })],
@@ -163,6 +164,24 @@ struct PlanApplier {
                         FROM t ORDER BY t.ord RETURNING row_key->>'id' AS k)
                 SELECT k FROM aud
                 """)
+    }
+
+    // MARK: - Verdicts
+
+    /// Upserts this run's verdicts (`sudosos_sync.verdict`), `at` = now(): one statement.
+    private func recordVerdicts(_ plan: Plan, resolve: (UserRef) throws -> Int) throws {
+        guard !plan.verdicts.isEmpty else { return }
+        var latest: [Int: Bool] = [:]
+        for verdict in plan.verdicts { latest[try resolve(verdict.user)] = verdict.vouches }
+        let rows = latest.sorted { $0.key < $1.key }
+        try connection.query(
+            """
+            INSERT INTO sudosos_sync.verdict (service, user_id, vouches, run_id, at)
+            SELECT $1, t.user_id, t.vouches, $2::bigint, now() FROM unnest($3::int[], $4::bool[]) AS t(user_id, vouches)
+            ON CONFLICT (service, user_id) DO UPDATE SET vouches = EXCLUDED.vouches, run_id = EXCLUDED.run_id, at = EXCLUDED.at
+            """,
+            [plan.service, String(runId), PGValue.intArray(rows.map(\.key)), PGValue.boolArray(rows.map(\.value))],
+            what: "recording verdicts")
     }
 
     // MARK: - Creates

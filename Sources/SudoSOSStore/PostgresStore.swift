@@ -137,6 +137,7 @@ public final class PostgresStore: SudoSOSDatabase, @unchecked Sendable {
     public func snapshot(_ request: SnapshotRequest) async throws -> Snapshot {
         try await onQueue {
             let connection = try self.mainConnection()
+            if !request.peers.isEmpty { try self.ensureSchema(connection) }
             let snapshot = try SnapshotReader(connection: connection).read(request, store: self)
             self.snapshotVersions = snapshot.users.mapValues(\.version)
             return snapshot

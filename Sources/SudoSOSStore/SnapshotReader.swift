@@ -30,6 +30,20 @@ struct SnapshotReader {
             snapshot.settings = try pairs(
                 #"SELECT key AS k, value AS v FROM server_setting"#, what: "reading server_setting"
             ) { try ($0.string("k"), $0.string("v")) }
+            for peer in request.peers {
+                var verdicts = PeerVerdicts(service: peer.service, maxAgeSeconds: Double(peer.maxAge.components.seconds))
+                for row in try connection.query(
+                    """
+                    SELECT user_id, vouches, run_id, extract(epoch FROM now() - at)::float8 AS age
+                    FROM sudosos_sync.verdict WHERE service = $1
+                    """,
+                    [peer.service], what: "reading the \(peer.service) service's verdicts"
+                ).rows {
+                    verdicts.verdicts[try row.int("user_id")] = RecordedVerdict(
+                        vouches: try row.bool("vouches"), ageSeconds: try row.double("age"), runId: try row.int64("run_id"))
+                }
+                snapshot.peers[peer.service] = verdicts
+            }
             if request.includeBalances {
                 snapshot.balances = try BalanceReader(connection: connection).balances(of: Array(snapshot.users.keys))
             }

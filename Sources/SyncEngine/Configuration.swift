@@ -11,6 +11,9 @@ public struct Configuration: Sendable, Hashable, Codable {
     public var supervisor: SupervisorSettings
     public var ldap: LDAPSettings?
     public var gewisdb: GEWISDBSettings?
+    /// Set in a child's restricted configuration: the other services enabled in the full one
+    /// (their verdicts count, docs/ldap.md "One verdict per user"). nil: from the sections here.
+    public var peerServices: [String]?
 
     public init(
         database: DatabaseSettings = DatabaseSettings(), metrics: MetricsSettings = MetricsSettings(),
@@ -34,6 +37,11 @@ public struct Configuration: Sendable, Hashable, Codable {
     /// Names of the enabled services, sorted.
     public var enabledServices: [String] {
         services.filter { $0.value.enabled }.keys.sorted()
+    }
+
+    /// The other enabled services whose verdicts `service` consults.
+    public func peers(of service: String) -> [String] {
+        (peerServices ?? enabledServices).filter { $0 != service }
     }
 }
 
@@ -143,12 +151,17 @@ public struct ServiceSettings: Sendable, Hashable, Codable {
     public var limits: ResourceLimits
     public var dryRun: Bool
     public var threshold: DeletionThreshold
+    /// How old the other service's verdict on a user may be for this service to rely on it
+    /// (`verdict_max_age`); older or missing: unknown, the user is left alone.
+    public var verdictMaxAge: Duration
 
     public init(
         enabled: Bool = false, schedule: ScheduleSetting? = nil, runOnStart: Bool = false,
         timeout: Duration = .seconds(600), heartbeatTimeout: Duration = .seconds(120),
-        limits: ResourceLimits = ResourceLimits(), dryRun: Bool = false, threshold: DeletionThreshold = DeletionThreshold()
+        limits: ResourceLimits = ResourceLimits(), dryRun: Bool = false, threshold: DeletionThreshold = DeletionThreshold(),
+        verdictMaxAge: Duration = .seconds(48 * 3600)
     ) {
+        self.verdictMaxAge = verdictMaxAge
         self.enabled = enabled
         self.schedule = schedule
         self.runOnStart = runOnStart

@@ -126,6 +126,7 @@ struct ConfigurationDecoder {
         if let value = reader.bool(p + "dry_run") { settings.dryRun = value }
         if let value = reader.int(p + "max_deletions", in: 0...Int.max) { settings.threshold.maxDeletions = value }
         if let value = reader.ratio(p + "max_deletion_ratio") { settings.threshold.maxRatio = value }
+        if let value = reader.duration(p + "verdict_max_age") { settings.verdictMaxAge = value }
         if let value = reader.byteSize(p + "limits.memory") { settings.limits.memoryBytes = value }
         if let value = reader.duration(p + "limits.cpu") {
             // RLIMIT_CPU counts whole seconds; round a fraction up so a limit is never 0.

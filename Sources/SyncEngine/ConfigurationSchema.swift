@@ -19,7 +19,7 @@ enum ConfigurationSchema {
     static let commonServiceLeaves: [String: Display] = [
         "enabled": .plain, "schedule": .plain, "interval": .plain, "run_on_start": .plain,
         "timeout": .plain, "heartbeat_timeout": .plain, "dry_run": .plain,
-        "max_deletions": .plain, "max_deletion_ratio": .plain,
+        "max_deletions": .plain, "max_deletion_ratio": .plain, "verdict_max_age": .plain,
         "limits.memory": .plain, "limits.cpu": .plain, "limits.open_files": .plain,
     ]
 

@@ -169,6 +169,9 @@ public struct Snapshot: Sendable, Codable, Hashable {
     public var settings: [String: String]
     /// Balances of the target users, when the service asked for them.
     public var balances: [Int: Balance]
+    /// The latest verdicts of the other services that run in this deployment, by service
+    /// (absent: that service does not run here, and has no say).
+    public var peers: [String: PeerVerdicts] = [:]
 
     public init(
         users: [Int: User] = [:], ldapBindings: [Int: String] = [:], memberNumbers: [Int: Int] = [:],
@@ -204,8 +207,12 @@ public struct SnapshotRequest: Sendable, Hashable {
     public var userTypes: Set<UserType>
     public var includeBalances: Bool
 
-    public init(userTypes: Set<UserType>, includeBalances: Bool = false) {
+    /// The other services whose latest verdicts to read (`sudosos_sync.verdict`).
+    public var peers: [PeerRequest]
+
+    public init(userTypes: Set<UserType>, includeBalances: Bool = false, peers: [PeerRequest] = []) {
         self.userTypes = userTypes
         self.includeBalances = includeBalances
+        self.peers = peers
     }
 }

@@ -252,6 +252,7 @@ extension Validation {
                 result.changes.append(planned)
             }
         }
+        result.verdicts = plan.verdicts.filter { !refersToDropped($0.user) }
         result.rejected += rejections
         result.entities.failed += rejectedRecords.count
         result.entities.passed = max(0, result.entities.passed - rejectedRecords.count)

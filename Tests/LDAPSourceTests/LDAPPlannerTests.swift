@@ -197,6 +197,76 @@ extension Plan {
         #expect(plan(org, after).changes.isEmpty)
     }
 
+    /// Issue 11 item 1: one verdict per user. A bound member whose directory object is gone keeps
+    /// its binding while the gewisdb service vouches (or its verdict is missing or stale); when
+    /// it does not vouch either, the whole down happens here: unbind and close. A member without
+    /// a member number, or a deployment without the gewisdb service, is the directory's alone.
+    @Test func aMemberGoneFromTheDirectoryKeepsItsBindingWhileGEWISDBVouches() {
+        let org = Org()
+        var users: [Int: User] = [:]
+        var bindings: [Int: String] = [:]
+        for i in 1...5 {
+            users[i] = User(id: i, firstName: "P\(i)", type: .member, canGoIntoDebt: true)
+            bindings[i] = Org.hex(i)
+        }
+        var snapshot = Snapshot(
+            users: users, ldapBindings: bindings, memberNumbers: [1: 7001, 2: 7002, 3: 7003, 4: 7004],
+            settings: ["allowGewisSyncDelete": "true"], balances: [2: .cents(250)])
+        // 1 vouched for by GEWISDB; 2 not (balance 2.50); 3 vouched, 3 days ago; 4 no verdict; 5 no member number.
+        snapshot.peers["gewisdb"] = PeerVerdicts(
+            service: "gewisdb", maxAgeSeconds: 48 * 3600,
+            verdicts: [
+                1: RecordedVerdict(vouches: true, ageSeconds: 60, runId: 1),
+                2: RecordedVerdict(vouches: false, ageSeconds: 60, runId: 1),
+                3: RecordedVerdict(vouches: true, ageSeconds: 3 * 86400, runId: 1),
+            ])
+        let p = plan(org, snapshot)
+        #expect(p.changes.map(\.change) == [
+            .unbind(userId: 2, uuid: Org.hex(2)),
+            .deactivateUser(userId: 2, fields: [
+                FieldChange(field: .active, old: .flag(true), new: .flag(false)),
+                FieldChange(field: .canGoIntoDebt, old: .flag(true), new: .flag(false)),
+            ]),
+            .notice(userId: 2, kind: "membership_expiry", message: p.changes.compactMap {
+                if case .notice(_, _, let m) = $0.change { return m } else { return nil }
+            }.first ?? ""),
+            .unbind(userId: 5, uuid: Org.hex(5)),
+        ])
+        #expect(p.warnings.contains { $0.hasPrefix("1 member(s)") && $0.contains("still vouches") })
+        #expect(p.warnings.contains { $0.hasPrefix("2 member(s)") && $0.contains("missing or older than 48h") })
+        #expect(p.verdicts == (1...5).map { Verdict(user: .existing($0), vouches: false) })
+
+        // Without the gewisdb service here, the directory decides alone: every binding goes, nobody is closed.
+        snapshot.peers = [:]
+        let alone = plan(org, snapshot)
+        #expect(alone.count(.unbound) == 5 && alone.count(.deactivated) == 0 && alone.count(.deleted) == 0)
+        // Not allowed to close: unbound only.
+        snapshot.peers["gewisdb"] = PeerVerdicts(
+            service: "gewisdb", maxAgeSeconds: 48 * 3600, verdicts: [2: RecordedVerdict(vouches: false, ageSeconds: 60, runId: 1)])
+        snapshot.settings = [:]
+        let notAllowed = plan(org, snapshot)
+        #expect(notAllowed.changes.map(\.change) == [.unbind(userId: 2, uuid: Org.hex(2)), .unbind(userId: 5, uuid: Org.hex(5))])
+    }
+
+    /// The directory's verdicts: a bound member vouched for while its object exists; members
+    /// created or bound by the run are vouched for too.
+    @Test func verdictsOfTheDirectory() {
+        var org = Org()
+        let anna = org.person("Anna", 1, employee: "1234")
+        let bram = org.person("Bram", 2)
+        org.person("Chris", 3)
+        org.group("Organ", 50, ou: "Shared", members: [anna, bram])
+        let snapshot = Snapshot(
+            users: [7: User(id: 7, firstName: "Anna", type: .member), 8: User(id: 8, firstName: "Chris", type: .member),
+                    9: User(id: 9, firstName: "Gone", type: .member)],
+            ldapBindings: [8: Org.hex(3), 9: Org.hex(9)], memberNumbers: [7: 1234])
+        let p = plan(org, snapshot)
+        #expect(Set(p.verdicts) == [
+            Verdict(user: .existing(8), vouches: true), Verdict(user: .existing(9), vouches: false),
+            Verdict(user: .existing(7), vouches: true), Verdict(user: .new(2), vouches: true),
+        ])
+    }
+
     @Test func aKnownMemberNumberBindsTheExistingMemberUser() {
         var org = Org()
         let anna = org.person("Anna", 1, employee: "1234")
