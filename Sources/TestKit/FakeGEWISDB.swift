@@ -67,6 +67,12 @@ public final class FakeGEWISDB: @unchecked Sendable {
         guard status == 200 else { throw AdminFailed(status: status) }
     }
 
+    /// `POST /_admin/reload`: re-reads the members file.
+    public func reload() async throws {
+        let (_, status) = try await request("POST", "/_admin/reload")
+        guard status == 200 else { throw AdminFailed(status: status) }
+    }
+
     /// `GET /_admin/stats`.
     public func stats() async throws -> [String: Int] {
         let (data, _) = try await request("GET", "/_admin/stats")
