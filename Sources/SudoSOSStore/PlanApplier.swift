@@ -27,7 +27,10 @@ struct PlanApplier {
         var reason: String
     }
 
-    func apply(_ plan: Plan) throws {
+    /// Applies `plan`; returns it as applied (deletions whose balance is not zero at apply
+    /// time turned into closes).
+    func apply(_ original: Plan) throws -> Plan {
+        let plan = try checkingBalances(original)
         var creates: [(NewUser, String)] = []
         var edits: [UserEdit] = []
         var unbinds: [(Int, String, String)] = []
@@ -164,6 +167,53 @@ struct PlanApplier {
                         FROM t ORDER BY t.ord RETURNING row_key->>'id' AS k)
                 SELECT k FROM aud
                 """)
+        return plan
+    }
+
+    // MARK: - The balance at apply time
+
+    /// Locks the rows of the users the plan deletes (`FOR UPDATE`: a purchase or transfer for
+    /// them checks its foreign key with a KEY SHARE lock, so it waits for this transaction) and
+    /// computes their balances inside the transaction. A deletion whose balance is not exactly
+    /// zero now becomes a close without delete (and the closing notice, when the user was
+    /// active), with the reason saying why. Three statements (lock, balance tables present,
+    /// balances), whatever the number of deletions.
+    private func checkingBalances(_ plan: Plan) throws -> Plan {
+        let deleted = plan.changes.compactMap { planned -> Int? in
+            if case .deleteUser(let id, _) = planned.change { return id } else { return nil }
+        }
+        guard !deleted.isEmpty else { return plan }
+        _ = try connection.query(
+            #"SELECT id FROM "user" WHERE id = ANY($1::int[]) ORDER BY id FOR UPDATE"#,
+            [PGValue.intArray(deleted)], what: "locking the users to delete")
+        let balances = try Balances.read(deleted, connection: connection)
+        var result = plan
+        result.changes = []
+        var demoted = 0
+        for planned in plan.changes {
+            guard case .deleteUser(let id, let fields) = planned.change, let balance = balances[id], !balance.isKnownZero else {
+                result.changes.append(planned)
+                continue
+            }
+            demoted += 1
+            let shown = MemberClosing.describe(balance)
+            let why = "\(planned.reason); but at apply time the balance is \(shown) (a purchase or transfer since the "
+                + "snapshot): closed, not deleted"
+            result.changes.append(PlannedChange(.deactivateUser(userId: id, fields: fields.filter { $0.field != .deleted }), reason: why))
+            if fields.contains(where: { $0.field == .active && $0.old == .flag(true) }) {
+                result.changes.append(PlannedChange(
+                    .notice(
+                        userId: id, kind: "membership_expiry",
+                        message: "the account is closed with balance \(shown). The original SudoSOS e-mails the member a "
+                            + "MembershipExpiryNotification here; sudosos-sync sends no mail."),
+                    reason: "closing notice (recorded, not mailed)"))
+            }
+        }
+        if demoted > 0 {
+            result.warnings.append(
+                "\(demoted) deletion(s) became closes without delete: the balance was not zero at apply time")
+        }
+        return result
     }
 
     // MARK: - Verdicts

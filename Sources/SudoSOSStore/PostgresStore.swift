@@ -144,12 +144,12 @@ public final class PostgresStore: SudoSOSDatabase, @unchecked Sendable {
         }
     }
 
-    public func apply(_ plan: Plan, runId: Int64) async throws {
+    public func apply(_ plan: Plan, runId: Int64) async throws -> Plan {
         try await onQueue {
             let connection = try self.mainConnection()
             try self.ensureSchema(connection)
             let versions = self.snapshotVersions
-            try self.inTransaction(connection) {
+            return try self.inTransaction(connection) {
                 try PlanApplier(connection: connection, runId: runId, versions: versions).apply(plan)
             }
         }

@@ -49,7 +49,7 @@ public struct SyncRunner: Sendable {
                 // service relies on.
                 if !dryRun && (!planned.changes.isEmpty || !planned.verdicts.isEmpty) {
                     reporter.heartbeat(phase: "apply")
-                    try await database.apply(planned, runId: runId!)
+                    plan = try await database.apply(planned, runId: runId!)
                     applied = true
                 }
             }

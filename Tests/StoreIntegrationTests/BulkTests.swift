@@ -69,6 +69,9 @@ import TestKit
                 plan.append(.addMembership(user: .existing(size + id), organ: .existing(organ), index: id), reason: "r")
                 plan.append(.createUser(NewUser(ref: id, type: .member, firstName: "n\(id)")), reason: "r")
                 plan.append(.notice(userId: id, kind: "k", message: "m"), reason: "r")
+                // A deletion (its balance checked at apply time: lock + balance) and a verdict.
+                plan.append(.deleteUser(userId: id, fields: []), reason: "r")
+                plan.verdicts.append(Verdict(user: .existing(id), vouches: false))
             }
             return plan
         }
@@ -78,11 +81,14 @@ import TestKit
         defer { large.drop() }
         let smallTrips = try await roundTrips(applying: try mixedPlan(small, size: 2), on: small)
         let largeTrips = try await roundTrips(applying: try mixedPlan(large, size: 300), on: large)
-        // BEGIN + 2 (creates) + 1 (user updates) + 6 relation kinds + 1 (notices) + COMMIT.
-        #expect(largeTrips == 12)
+        // BEGIN + 3 (lock, balance tables present?, balances of the deleted) + 2 (creates) + 1 (user
+        // updates) + 6 relation kinds + 1 (verdicts) + 1 (notices) + COMMIT.
+        #expect(largeTrips == 16)
         #expect(smallTrips == largeTrips)
-        #expect(try large.value("SELECT count(*) FROM sudosos_sync.audit") == "3000")
-        #expect(try large.value(#"SELECT count(*) FROM "user" WHERE active = false AND version = 2"#) == "300")
+        #expect(try large.value("SELECT count(*) FROM sudosos_sync.audit") == "3300")
+        #expect(try large.value(#"SELECT count(*) FROM "user" WHERE active = false AND version = 2"#) == "600")
+        #expect(try large.value(#"SELECT count(*) FROM "user" WHERE deleted"#) == "300", "zero balance at apply time: deleted")
+        #expect(try large.value("SELECT count(*) FROM sudosos_sync.verdict") == "300")
     }
 
     @Test func theSnapshotTakesAConstantNumberOfQueries() async throws {
