@@ -414,6 +414,20 @@ import Testing
         #expect(throws: SyncError.self) { try Configuration(childJSON: Data("{}".utf8)) }
     }
 
+    /// One verdict per user: a child learns which other services run here (their verdicts
+    /// count) though it receives only its own section; a disabled service has no say.
+    @Test func aChildKnowsItsPeersAndTheVerdictMaxAge() throws {
+        var full = try ConfigurationLoader.parse(yaml: Self.valid + "\n    verdict_max_age: 3h\n")
+        #expect(full.gewisdb?.common.verdictMaxAge == .seconds(3 * 3600))
+        #expect(full.ldap?.common.verdictMaxAge == .seconds(48 * 3600), "the default")
+        let child = try #require(full.restricted(to: "gewisdb"))
+        #expect(child.peers(of: "gewisdb") == ["ldap"])
+        #expect(try Configuration(childJSON: try child.childJSON()).peers(of: "gewisdb") == ["ldap"])
+        #expect(full.restricted(to: "ldap")?.peers(of: "ldap") == ["gewisdb"])
+        full.ldap?.common.enabled = false
+        #expect(full.restricted(to: "gewisdb")?.peers(of: "gewisdb") == [])
+    }
+
     @Test func listsItsSecrets() throws {
         var c = try ConfigurationLoader.parse(yaml: Self.valid)
         c.database.url = "postgresql://u:url-secret@h/db"
