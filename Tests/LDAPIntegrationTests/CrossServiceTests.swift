@@ -64,15 +64,7 @@ import Testing
                 interval: 15m
                 max_deletions: 50
                 max_deletion_ratio: 1.0
-                server_url: \(try directory.env("URL"))
-                base: "\(scratch.org)"
-                bind_user: "\(try directory.env("BIND_DN"))"
-                shared_account_filter: "OU=Shared,\(scratch.org)"
-                role_filter: "OU=Roles,\(scratch.org)"
-                service_account_filter: "CN=SudoSOS Service Accounts,OU=Groups,\(scratch.org)"
-                guid_attribute: objectGUID
-                nested_groups: member_attribute
-                directory_type: openldap
+            \(try scratch.ldapYAML(indent: 4))
               gewisdb:
                 enabled: true
                 interval: 1d

@@ -186,15 +186,7 @@ import Testing
                     interval: 15m
                     max_deletions: \(maxDeletions)
                     max_deletion_ratio: 1.0
-                    server_url: \(try directory.env("URL"))
-                    base: "\(scratch.org)"
-                    bind_user: "\(try directory.env("BIND_DN"))"
-                    shared_account_filter: "OU=Shared,\(scratch.org)"
-                    role_filter: "OU=Roles,\(scratch.org)"
-                    service_account_filter: "CN=SudoSOS Service Accounts,OU=Groups,\(scratch.org)"
-                    guid_attribute: objectGUID
-                    nested_groups: member_attribute
-                    directory_type: \(directory.isSlapd ? "openldap" : "active_directory")
+                \(try scratch.ldapYAML(indent: 4))
                 """
             try yaml.write(toFile: config, atomically: true, encoding: .utf8)
         }

@@ -84,6 +84,24 @@ struct ScratchOrganisation {
         try directory.modify("dn: \(dn(key))\nchangetype: delete\n")
     }
 
+    /// The connection and group keys of `services.ldap` for this organisation, as YAML lines
+    /// indented by `indent` spaces (the bind password comes from `LDAP_BIND_PW`).
+    func ldapYAML(indent: Int) throws -> String {
+        let lines = [
+            "server_url: \(try directory.env("URL"))",
+            "base: \"\(org)\"",
+            "bind_user: \"\(try directory.env("BIND_DN"))\"",
+            "shared_account_filter: \"OU=Shared,\(org)\"",
+            "role_filter: \"OU=Roles,\(org)\"",
+            "service_account_filter: \"CN=SudoSOS Service Accounts,OU=Groups,\(org)\"",
+            "guid_attribute: objectGUID",
+            "nested_groups: \(directory.isSlapd ? "member_attribute" : "matching_rule_in_chain")",
+            "directory_type: \(directory.isSlapd ? "openldap" : "active_directory")",
+        ]
+        let pad = String(repeating: " ", count: indent)
+        return lines.map { pad + $0 }.joined(separator: "\n")
+    }
+
     /// Removes the whole subtree (children first).
     func destroy() {
         // A test's own slapd goes away as a whole.
