@@ -163,7 +163,12 @@ struct ConfigurationDecoder {
         settings.serviceAccountFilter = dn(p + "service_account_filter")
         if let value = reader.choice(p + "guid_attribute", of: GUIDAttribute.self) { settings.guidAttribute = value }
         if let value = reader.choice(p + "nested_groups", of: NestedGroupMode.self) { settings.nestedGroups = value }
-        if let value = reader.choice(p + "directory_type", of: DirectoryType.self) { settings.directoryType = value }
+        // entryUUID is OpenLDAP's; without an explicit directory_type it implies openldap.
+        if let value = reader.choice(p + "directory_type", of: DirectoryType.self) {
+            settings.directoryType = value
+        } else if settings.guidAttribute == .entryUUID {
+            settings.directoryType = .openLDAP
+        }
         if let file = reader.nonEmptyString(p + "ca_file") {
             if FileManager.default.isReadableFile(atPath: file) {
                 settings.caFile = file

@@ -4,8 +4,8 @@ import TestKit
 import Testing
 
 /// One verdict per user across the services (issue 11 item 1), on the real binary: `sudosos-sync
-/// once ldap` against slapd and `sudosos-sync once gewisdb` against `gewisdb-fake`, one
-/// PostgreSQL, in both orders of the two services' runs.
+/// once ldap` against slapd and Samba AD and `sudosos-sync once gewisdb` against `gewisdb-fake`,
+/// one PostgreSQL, in both orders of the two services' runs.
 @Suite(.serialized) struct CrossServiceTests {
     enum Order: String, CaseIterable, CustomStringConvertible {
         case ldapFirst, gewisdbFirst
@@ -16,9 +16,8 @@ import Testing
     /// p1: expired in GEWISDB, still in the directory → not closed, still bound.
     /// p2: gone from the directory, valid in GEWISDB → keeps its binding, active.
     /// p3: gone from both → closed (zero balance: deleted) and unbound.
-    @Test(arguments: Order.allCases)
-    func aMemberIsClosedOnlyWhenNeitherServiceVouches(_ order: Order) async throws {
-        let directory = TestDirectory.slapd
+    @Test(arguments: [TestDirectory.slapd, .activeDirectory], Order.allCases)
+    func aMemberIsClosedOnlyWhenNeitherServiceVouches(_ directory: TestDirectory, _ order: Order) async throws {
         let scratch = try ScratchOrganisation.create(
             directory,
             people: [

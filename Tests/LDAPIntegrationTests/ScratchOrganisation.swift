@@ -87,7 +87,7 @@ struct ScratchOrganisation {
     /// The connection and group keys of `services.ldap` for this organisation, as YAML lines
     /// indented by `indent` spaces (the bind password comes from `LDAP_BIND_PW`).
     func ldapYAML(indent: Int) throws -> String {
-        let lines = [
+        var lines = [
             "server_url: \(try directory.env("URL"))",
             "base: \"\(org)\"",
             "bind_user: \"\(try directory.env("BIND_DN"))\"",
@@ -98,6 +98,7 @@ struct ScratchOrganisation {
             "nested_groups: \(directory.isSlapd ? "member_attribute" : "matching_rule_in_chain")",
             "directory_type: \(directory.isSlapd ? "openldap" : "active_directory")",
         ]
+        if directory == .activeDirectory { lines.append("ca_file: \(try directory.env("CA"))") }
         let pad = String(repeating: " ", count: indent)
         return lines.map { pad + $0 }.joined(separator: "\n")
     }
