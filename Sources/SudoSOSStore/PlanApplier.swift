@@ -179,41 +179,12 @@ struct PlanApplier {
     /// active), with the reason saying why. Three statements (lock, balance tables present,
     /// balances), whatever the number of deletions.
     private func checkingBalances(_ plan: Plan) throws -> Plan {
-        let deleted = plan.changes.compactMap { planned -> Int? in
-            if case .deleteUser(let id, _) = planned.change { return id } else { return nil }
-        }
+        let deleted = MemberClosing.deletedUsers(in: plan)
         guard !deleted.isEmpty else { return plan }
         _ = try connection.query(
             #"SELECT id FROM "user" WHERE id = ANY($1::int[]) ORDER BY id FOR UPDATE"#,
             [PGValue.intArray(deleted)], what: "locking the users to delete")
-        let balances = try Balances.read(deleted, connection: connection)
-        var result = plan
-        result.changes = []
-        var demoted = 0
-        for planned in plan.changes {
-            guard case .deleteUser(let id, let fields) = planned.change, let balance = balances[id], !balance.isKnownZero else {
-                result.changes.append(planned)
-                continue
-            }
-            demoted += 1
-            let shown = MemberClosing.describe(balance)
-            let why = "\(planned.reason); but at apply time the balance is \(shown) (a purchase or transfer since the "
-                + "snapshot): closed, not deleted"
-            result.changes.append(PlannedChange(.deactivateUser(userId: id, fields: fields.filter { $0.field != .deleted }), reason: why))
-            if fields.contains(where: { $0.field == .active && $0.old == .flag(true) }) {
-                result.changes.append(PlannedChange(
-                    .notice(
-                        userId: id, kind: "membership_expiry",
-                        message: "the account is closed with balance \(shown). The original SudoSOS e-mails the member a "
-                            + "MembershipExpiryNotification here; sudosos-sync sends no mail."),
-                    reason: "closing notice (recorded, not mailed)"))
-            }
-        }
-        if demoted > 0 {
-            result.warnings.append(
-                "\(demoted) deletion(s) became closes without delete: the balance was not zero at apply time")
-        }
-        return result
+        return MemberClosing.checkingDeletions(plan, balancesNow: try Balances.read(deleted, connection: connection))
     }
 
     // MARK: - Verdicts

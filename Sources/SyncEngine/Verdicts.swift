@@ -115,6 +115,46 @@ public enum MemberClosing {
         return changes
     }
 
+    /// The users `plan` deletes: a store locks their rows and recomputes their balances inside
+    /// the apply transaction, then calls `checkingDeletions`.
+    public static func deletedUsers(in plan: Plan) -> [Int] {
+        plan.changes.compactMap { planned in
+            if case .deleteUser(let id, _) = planned.change { return id } else { return nil }
+        }
+    }
+
+    /// `plan` with every deletion whose balance at apply time is not exactly zero (or unknown)
+    /// turned into a close without delete: the reason says why, the closing notice is recorded
+    /// when the user was active, and one warning counts them. Pure; the stores share it.
+    public static func checkingDeletions(_ plan: Plan, balancesNow: [Int: Balance]) -> Plan {
+        var result = plan
+        result.changes = []
+        var demoted = 0
+        for planned in plan.changes {
+            guard case .deleteUser(let id, let fields) = planned.change, !(balancesNow[id] ?? .unknown).isKnownZero else {
+                result.changes.append(planned)
+                continue
+            }
+            demoted += 1
+            let shown = describe(balancesNow[id] ?? .unknown)
+            let why = "\(planned.reason); but at apply time the balance is \(shown) (a purchase or transfer since the "
+                + "snapshot): closed, not deleted"
+            result.changes.append(PlannedChange(.deactivateUser(userId: id, fields: fields.filter { $0.field != .deleted }), reason: why))
+            if fields.contains(where: { $0.field == .active && $0.old == .flag(true) }) {
+                result.changes.append(PlannedChange(
+                    .notice(
+                        userId: id, kind: "membership_expiry",
+                        message: "the account is closed with balance \(shown). The original SudoSOS e-mails the member a "
+                            + "MembershipExpiryNotification here; sudosos-sync sends no mail."),
+                    reason: "closing notice (recorded, not mailed)"))
+            }
+        }
+        if demoted > 0 {
+            result.warnings.append("\(demoted) deletion(s) became closes without delete: the balance was not zero at apply time")
+        }
+        return result
+    }
+
     public static func describe(_ balance: Balance) -> String {
         switch balance {
         case .unknown: return "unknown"
