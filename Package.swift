@@ -157,7 +157,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ObservabilityTests",
-            dependencies: ["Observability", "TestKit"],
+            dependencies: ["Observability", "TestKit", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
     ]

@@ -86,7 +86,11 @@ public final class HTTPEndpoint: Sendable {
         let bootstrap = ServerBootstrap(group: loop, childGroup: loop)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            // TCP_NODELAY is an IPPROTO_TCP option: `.tcpOption`, never `.socketOption`, which
+            // means SOL_SOCKET, where the same number (1) is SO_DEBUG. That needs CAP_NET_ADMIN,
+            // so without it (any unprivileged user, the hardened unit) every accepted
+            // connection failed its set-up and was reset (docs/install.md).
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try endpoint.configure(channel)

@@ -22,13 +22,15 @@ enum ProcessMetrics {
         return size > 0 ? Double(size) : 4096
     }()
 
-    /// The boot time (`btime` of `/proc/stat`), seconds since the epoch; read once.
+    /// The boot time, seconds since the epoch: the wall clock less the time since boot
+    /// (`CLOCK_BOOTTIME`, the clock the start ticks of `/proc/self/stat` count on); read once.
+    /// Not `btime` of `/proc/stat`: the shipped unit's private /proc (`ProcSubset=pid`) hides
+    /// it, and `process_start_time_seconds` was 0 there.
     static let bootTime: Double? = {
-        guard let text = readSmallFile("/proc/stat") else { return nil }
-        for line in text.split(separator: "\n") where line.hasPrefix("btime ") {
-            return Double(line.dropFirst("btime ".count).trimmingCharacters(in: .whitespaces))
-        }
-        return nil
+        var real = timespec()
+        var boot = timespec()
+        guard clock_gettime(CLOCK_REALTIME, &real) == 0, clock_gettime(CLOCK_BOOTTIME, &boot) == 0 else { return nil }
+        return (Double(real.tv_sec) - Double(boot.tv_sec)) + (Double(real.tv_nsec) - Double(boot.tv_nsec)) / 1e9
     }()
 
     /// One reading of the process metrics.

@@ -150,6 +150,15 @@ import Testing
         let start = try #require(Double(sample(metrics, "process_start_time_seconds") ?? ""))
         let now = Date().timeIntervalSince1970
         #expect(start <= now + 1 && start > now - 3600)
+        // Computed from the clocks (the unit's private /proc hides /proc/stat), it agrees with
+        // the kernel's boot time in /proc/stat, which this host shows.
+        let procStat = try String(contentsOfFile: "/proc/stat", encoding: .utf8)
+        let btime = try #require(procStat.split(separator: "\n").first { $0.hasPrefix("btime ") }.flatMap { Double($0.dropFirst(6)) })
+        let startTicks = try #require(
+            try String(contentsOfFile: "/proc/self/stat", encoding: .utf8).split(separator: ")").last?
+                .split(separator: " ").dropFirst(19).first.flatMap { Double($0) })
+        let fromProcStat = btime + startTicks / Double(sysconf(Int32(_SC_CLK_TCK)))
+        #expect(abs(start - fromProcStat) < 2, "start \(start), from /proc/stat \(fromProcStat)")
         let open = try #require(Double(sample(metrics, "process_open_fds") ?? ""))
         let max = try #require(Double(sample(metrics, "process_max_fds") ?? ""))
         #expect(open >= 3 && open < max)

@@ -24,6 +24,32 @@ extension SupervisorProcessSuites {
             return String(decoding: data, as: UTF8.self)
         }
 
+        /// The endpoint serves a supervisor without privileges, as under the shipped unit (a
+        /// dynamic user with no capabilities): it once set SO_DEBUG on every accepted socket,
+        /// which needs CAP_NET_ADMIN, and reset every connection but root's (docs/install.md).
+        @Test func endpointServesAnUnprivilegedSupervisor() async throws {
+            let sup = try SupervisorHarness(
+                config: """
+                    database:
+                      url: postgresql://sudosos@127.0.0.1:1/sudosos
+                    metrics:
+                      listen: 127.0.0.1:0
+                    services:
+                      ldap:
+                        enabled: true
+                        server_url: ldap://127.0.0.1:1
+                        base: dc=example,dc=org
+                    """, yaml: true, unprivileged: true)
+            let url = "http://127.0.0.1:\(try await port(sup))"
+            let status = try String(contentsOfFile: "/proc/\(sup.pid)/status", encoding: .utf8)
+            #expect(status.contains("\nUid:\t65534\t"), "\(status)")
+            #expect(status.contains("\nCapEff:\t0000000000000000\n"), "\(status)")
+            #expect(try await get("\(url)/healthz") == "ok\n", "\(sup.log)")
+            #expect(try await get("\(url)/metrics").contains(#"sudosos_sync_runs_total{service="ldap",outcome="success"} 0"#))
+            sup.signal(SIGTERM)
+            #expect(try await sup.waitForExit() == 0)
+        }
+
         @Test func statusAndTriggerCommands() async throws {
             let sup = try SupervisorHarness(
                 config: """

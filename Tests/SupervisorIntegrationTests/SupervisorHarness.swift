@@ -14,16 +14,32 @@ final class SupervisorHarness: @unchecked Sendable {
     let configURL: URL
 
     /// `config`: the test JSON (`SUDOSOS_SYNC_TEST_CONFIG`), or with `yaml: true` a real
-    /// YAML configuration passed with `--config`.
-    init(config: String, yaml: Bool = false, environment extra: [String: String] = [:]) throws {
+    /// YAML configuration passed with `--config`. `unprivileged`: run it as `nobody` without
+    /// capabilities (through setpriv, which execs it: the pid stays the supervisor's).
+    init(config: String, yaml: Bool = false, environment extra: [String: String] = [:], unprivileged: Bool = false) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("sup-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         configURL = directory.appendingPathComponent(yaml ? "config.yaml" : "config.json")
         logURL = directory.appendingPathComponent("stderr.log")
         try config.replacingOccurrences(of: "$DIR", with: directory.path).write(to: configURL, atomically: true, encoding: .utf8)
         FileManager.default.createFile(atPath: logURL.path, contents: nil)
-        process.executableURL = URL(fileURLWithPath: TestEnvironment.executable("sudosos-sync"))
-        process.arguments = yaml ? ["run", "--config", configURL.path] : ["run"]
+        var binary = TestEnvironment.executable("sudosos-sync")
+        let arguments = yaml ? ["run", "--config", configURL.path] : ["run"]
+        if unprivileged {
+            // A copy in this folder: the checkout may sit where `nobody` cannot go (/root).
+            let copy = directory.appendingPathComponent("sudosos-sync").path
+            try FileManager.default.copyItem(atPath: binary, toPath: copy)
+            binary = copy
+            try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: directory.path)
+            try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: configURL.path)
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+            process.arguments =
+                ["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", binary]
+                + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: binary)
+            process.arguments = arguments
+        }
         var environment = ["PATH": "/usr/bin:/bin"]
         if !yaml { environment["SUDOSOS_SYNC_TEST_CONFIG"] = configURL.path }
         for (k, v) in extra { environment[k] = v.replacingOccurrences(of: "$DIR", with: directory.path) }

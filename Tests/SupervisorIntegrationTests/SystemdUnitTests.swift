@@ -63,31 +63,108 @@ extension SupervisorProcessSuites {
             #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
         }
 
-        /// The real contract: systemd v252 booted in systemd-nspawn runs the repository's unit.
-        @Test(.timeLimit(.minutes(10))) func realSystemdInNspawn() throws {
+        /// The real contract: systemd v252 booted in systemd-nspawn runs the shipped release binary
+        /// under the repository's unit (plus the documented timing drop-in) with a real
+        /// configuration file: a real ldap run against the harness's slapd, triggered over HTTP
+        /// from inside the container, writes a database of its own, and `/metrics`, scraped
+        /// from inside after it, counts exactly what the fixture implies.
+        @Test(.timeLimit(.minutes(10))) func releaseBinaryUnderRealSystemdInNspawn() throws {
+            let binary = try TestEnvironment.require("SUDOSOS_TEST_RELEASE_BINARY")
+            // The database the run writes: the script takes only its URL, so another engine
+            // is this one line.
+            let db = try TemporaryDatabase.create()
+            defer { db.drop() }
+            // The SudoSOS roles three of the fixture's role groups name (the fourth has none).
+            try db.sql(#"INSERT INTO role ("version","name") VALUES (1,'BAC PM'),(1,'SudoSOS Admin'),(1,'Empty Role')"#)
+
             let script = TestEnvironment.repositoryRoot.appendingPathComponent("scripts/systemd-test").path
-            let result = try runProcess(script, [TestEnvironment.executable("sudosos-sync")])
+            let began = Date().timeIntervalSince1970
+            // About a minute; the first run on a machine also builds the container's root (3 min).
+            let result = try runChildBlocking(script, [binary, db.url], timeout: .seconds(540))
             var values: [String: String] = [:]
+            var scraped: [String: Double] = [:]
             for line in result.stdout.split(separator: "\n") {
-                if let eq = line.firstIndex(of: "=") { values[String(line[..<eq])] = String(line[line.index(after: eq)...]) }
+                if line.hasPrefix("sudosos_sync_") || line.hasPrefix("process_"), let space = line.lastIndex(of: " ") {
+                    scraped[String(line[..<space])] = Double(line[line.index(after: space)...])
+                } else if let eq = line.firstIndex(of: "=") {
+                    values[String(line[..<eq])] = String(line[line.index(after: eq)...])
+                }
             }
             let context = "\(result.stdout)\n\(result.stderr)"
+            // The run's counters as scraped inside the container, in the test's output.
+            for line in result.stdout.split(separator: "\n")
+            where line.hasPrefix("sudosos_sync_") && line.contains(#"service="ldap""#)
+                && ["runs_total", "changes_total", "rejected_records_total", "entities_total"].contains(where: { line.contains("_\($0){") })
+                || line.hasPrefix("process_start_time_seconds ") {
+                print("scraped inside the container: \(line)")
+            }
             #expect(result.status == 0, "\(context)")
-            // The real configuration: active only because the bind password came as a credential
-            // (the other two credential files are missing and skipped); the worker ran the real path.
-            #expect(values["real_start_rc"] == "0" && values["real_active_state"] == "active", "\(context)")
-            #expect(values["real_run_failed_unavailable"] == "0", "\(context)")
-            #expect(values["real_stop_result"] == "success", "\(context)")
+            #expect(values["binary_links_swift_runtime"] == "0", "the static runtime, as shipped: \(context)")
+
+            // Started through READY=1; the endpoint answers from the first request on.
             #expect(values["start_rc"] == "0" && values["active_state"] == "active", "\(context)")
-            #expect(values["status_text"]?.hasPrefix("ldap: ") == true, "STATUS= in systemctl show: \(context)")
-            #expect(values["secret_check"] == "secret matches", "LoadCredential: \(context)")
+            #expect(values["status_text"]?.contains("ldap: ") == true, "STATUS= in systemctl show: \(context)")
+            #expect(values["healthz_first"] == "ok", "GET /healthz inside the container: \(context)")
+
+            // One run, the triggered one, against the real slapd and database.
+            #expect(values["ldap_runs_before"] == "0", "\(context)")
+            #expect(values["trigger_ldap"] == "202 started ldap", "POST /trigger/ldap: \(context)")
+            #expect(values["ldap_run_ended"] == "0" && values["metrics_code"] == "200", "\(context)")
+            func metric(_ name: String, _ labels: String) -> Double? { scraped["sudosos_sync_\(name){service=\"ldap\",\(labels)}"] }
+            #expect(metric("runs_total", #"outcome="success""#) == 1, "\(context)")
+            for outcome in ["failure", "crash", "timeout", "refused", "not_ready", "locked"] {
+                #expect(metric("runs_total", "outcome=\"\(outcome)\"") == 0, "\(outcome): \(context)")
+            }
+            #expect(metric("last_outcome", #"outcome="success""#) == 1)
+            // What fixtures/ldap/organisation.yaml implies for an empty database with those
+            // roles (LDAPFixtureRunTests checks the same in process): 21 accounts (13 people,
+            // 6 organs, 2 service accounts), each bound; 14 organ memberships; 8 role
+            // assignments; the 8 broken entries rejected with their reasons.
+            let changes = [
+                "created": 21.0, "updated": 0, "deactivated": 0, "deleted": 0, "bound": 21, "unbound": 0,
+                "role_added": 8, "role_removed": 0, "membership_added": 14, "membership_removed": 0,
+            ]
+            for (action, count) in changes {
+                #expect(metric("changes_total", "action=\"\(action)\"") == count, "\(action): \(context)")
+            }
+            let rejected = [
+                "too_long": 2.0, "invalid_email": 1, "invalid_encoding": 0, "missing_attribute": 2, "duplicate_key": 2,
+                "unparsable": 1,
+            ]
+            for (reason, count) in rejected {
+                #expect(metric("rejected_records_total", "reason=\"\(reason)\"") == count, "\(reason): \(context)")
+            }
+            #expect(metric("entities_total", #"result="failed""#) == 8, "the rejected entries: \(context)")
+            #expect(metric("source_requests_total", #"result="error""#) == 0, "\(context)")
+            #expect((metric("source_requests_total", #"result="ok""#) ?? 0) > 0, "\(context)")
+            // The process metrics under the private /proc (ProcSubset=pid hides /proc/stat).
+            let started = scraped["process_start_time_seconds"] ?? 0
+            #expect(started >= began - 5 && started <= Date().timeIntervalSince1970 + 5, "process_start_time_seconds \(started)")
+            #expect((scraped["process_resident_memory_bytes"] ?? 0) > 0 && (scraped["process_open_fds"] ?? 0) > 0)
+            // The rows are in the database the URL named.
+            #expect(try db.sql(#"SELECT string_agg(type || '=' || n, ',' ORDER BY type) FROM (SELECT type, count(*) n FROM "user" GROUP BY type) t"#)
+                == "INTEGRATION=2,MEMBER=13,ORGAN=6")
+
+            // The bind password came only through LoadCredential=: not in the file, not in the
+            // environment, never logged; the run's successful bind used it.
+            #expect(values["config_has_secret"] == "0" && values["environ_has_secret"] == "0", "\(context)")
+            #expect(values["environ_has_credentials_directory"] == "1", "\(context)")
+            #expect(values["journal_has_secret"] == "0", "\(context)")
+
+            // `systemctl stop` during a run (gewisdb, hung on a GEWISDB that never answers).
+            #expect(values["trigger_gewisdb"] == "202" && values["gewisdb_request_hanging"] == "0", "\(context)")
             #expect(values["worker_running"] == "yes" && values["children_of_main"] == "1", "\(context)")
             #expect(values["stop_result"] == "success" && values["after_stop_state"] == "inactive", "\(context)")
             #expect(values["worker_left"] == "no" && values["stop_clean_exit"] == "yes", "\(context)")
             #expect(values["systemd_killed"] == "0", "systemd had to kill something at stop: \(context)")
+
+            // The watchdog: a frozen supervisor is killed and restarted, and serves again.
             #expect(values["watchdog_result"] == "1", "Result=watchdog: \(context)")
             #expect(Int(values["n_restarts"] ?? "") ?? 0 >= 1, "\(context)")
             #expect(values["after_restart_state"] == "active" && values["new_main_pid_differs"] == "yes", "\(context)")
+            #expect(values["healthz_after_restart"] == "ok", "\(context)")
+
+            // The hardening is in effect.
             #expect(values["no_new_privs"] == "1" && values["seccomp"] == "2", "hardening in effect: \(context)")
             #expect(values["cap_bounding"] == "0000000000000000", "\(context)")
             #expect(Int(values["uid"] ?? "") ?? 0 >= 61184, "a dynamic user: \(context)")
