@@ -3,13 +3,16 @@
 //
 // Module map (see docs/architecture.md):
 //   SyncEngine     pure values: SudoSOS rows, plans, validation, safety, reports, configuration, runner
-//   SudoSOSStore   PostgreSQL over libpq: snapshot, apply in one transaction, audit, advisory locks
+//   SudoSOSStore   MariaDB/MySQL (Connector/C) and PostgreSQL (libpq): snapshot, apply in one
+//                  transaction, audit, per-service locks
 //   LDAPSource     libldap client + the `ldap` sync service
 //   GEWISDBSource  GEWISDB HTTP client + the `gewisdb` sync service
 //   Supervisor     schedules, backoff state machine, isolated child processes, sd_notify
 //   Observability  Prometheus registry, /proc process metrics, the HTTP endpoint
+//   BuildInfo      version, git revision, Swift version of the build (Plugins/BuildInfoPlugin)
 //   sudosos-sync   the command line
 //   gewisdb-fake   a GEWISDB API server for tests and the local demo
+//   Manual         the manual pages (sudosos-sync-manual, scripts/manual)
 import PackageDescription
 
 let swiftSettings: [SwiftSetting] = [
@@ -33,9 +36,16 @@ let package = Package(
     targets: [
         // MARK: C libraries (thin, one modulemap each)
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        .systemLibrary(name: "CMariaDB", pkgConfig: "libmariadb", providers: [.apt(["libmariadb-dev"])]),
         .systemLibrary(name: "CLDAP", pkgConfig: "ldap", providers: [.apt(["libldap2-dev"])]),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
         .target(name: "CProcessSpawn", cSettings: [.define("_GNU_SOURCE")]),
+
+        // MARK: Build information
+        // BuildInfo: the version (VERSION), git revision and Swift version of this build,
+        // written before every build by BuildInfoPlugin (a prebuild `sh` command).
+        .plugin(name: "BuildInfoPlugin", capability: .buildTool()),
+        .target(name: "BuildInfo", swiftSettings: swiftSettings, plugins: ["BuildInfoPlugin"]),
 
         // MARK: Modules
         .target(
@@ -48,7 +58,7 @@ let package = Package(
         ),
         .target(
             name: "SudoSOSStore",
-            dependencies: ["SyncEngine", "CLibPQ", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["SyncEngine", "CLibPQ", "CMariaDB", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -84,7 +94,7 @@ let package = Package(
         .executableTarget(
             name: "sudosos-sync",
             dependencies: [
-                "SyncEngine", "SudoSOSStore", "LDAPSource", "GEWISDBSource", "Supervisor", "Observability",
+                "SyncEngine", "SudoSOSStore", "LDAPSource", "GEWISDBSource", "Supervisor", "Observability", "BuildInfo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -99,6 +109,12 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+
+        // The manual pages: sudosos-sync.yaml(5) from the configuration's own tables, and the
+        // sections of sudosos-sync(8) that swift-argument-parser's generate-manual cannot know.
+        // A build tool (scripts/manual), not installed.
+        .target(name: "Manual", dependencies: ["SyncEngine"], swiftSettings: swiftSettings),
+        .executableTarget(name: "sudosos-sync-manual", dependencies: ["Manual"], swiftSettings: swiftSettings),
 
         // endpoint-demo: the HTTP endpoint with real metrics fed by simulated runs, for the
         // Prometheus end-to-end test, the status page screenshot and the /metrics benchmark.
@@ -153,6 +169,11 @@ let package = Package(
         .testTarget(
             name: "CommandLineTests",
             dependencies: ["SyncEngine", "TestKit"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ManualTests",
+            dependencies: ["Manual", "SyncEngine", "TestKit"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -10,7 +10,8 @@ public enum MemberAnswer: Sendable, Hashable {
     case found(GEWISDBMember)
     /// HTTP 204: GEWISDB does not know the member (or hides a deleted one).
     case notFound
-    /// HTTP 200 with a body that is not a member: this member fails, the run goes on.
+    /// HTTP 200 with a body that is not a member (not JSON, or the wrong shape), on every
+    /// attempt: a failed request, counted toward `max_failed_ratio` as a 5xx is.
     case unparsable(String)
     /// Connection error, timeout, 5xx or an unexpected status, after the last attempt.
     case failed(String)
@@ -36,11 +37,14 @@ public final class GEWISDBClient: Sendable {
     private var sessionTimeout: TimeInterval { timeout.rounded(.up) + 1 }
     private let backoffBase: Duration
     private let backoffCap: Duration
+    /// The run's deadline: requests are cut to end by it, and not retried past it.
+    let deadline: RunDeadline?
 
     /// Throws `SyncError.configuration` for an unusable `api_url`.
-    public init(settings: GEWISDBSettings, backoffBase: Duration = .milliseconds(200), backoffCap: Duration = .seconds(5))
-        throws(SyncError)
-    {
+    public init(
+        settings: GEWISDBSettings, backoffBase: Duration = .milliseconds(200), backoffCap: Duration = .seconds(5),
+        deadline: RunDeadline? = nil
+    ) throws(SyncError) {
         var base = settings.apiURL.trimmingCharacters(in: .whitespaces)
         while base.hasSuffix("/") { base.removeLast() }
         guard let url = URL(string: base), let scheme = url.scheme?.lowercased(), ["http", "https"].contains(scheme),
@@ -62,6 +66,7 @@ public final class GEWISDBClient: Sendable {
             + Double(settings.requestTimeout.components.attoseconds) / 1e18
         self.backoffBase = backoffBase
         self.backoffCap = backoffCap
+        self.deadline = deadline
 
         let configuration = URLSessionConfiguration.ephemeral
         configuration.httpMaximumConnectionsPerHost = settings.concurrency
@@ -119,17 +124,25 @@ public final class GEWISDBClient: Sendable {
     /// `GET /members/{lidnr}`. Throws only when GEWISDB refuses the key (401/403) or the task
     /// is cancelled; every other problem is an answer.
     public func member(_ lidnr: Int, reporter: any RunReporter) async throws(SyncError) -> MemberAnswer {
-        let result = await get("/members/\(lidnr)", reporter: reporter)
+        // A 200 whose body is not a member is a failed attempt, retried as a 5xx is.
+        let result = await get("/members/\(lidnr)", reporter: reporter) { body in
+            do throws(GEWISDBMember.Unparsable) {
+                _ = try GEWISDBMember.parse(body, expected: lidnr)
+                return nil
+            } catch {
+                return error.detail
+            }
+        }
         switch result {
         case .transport(let problem):
             return .failed(problem)
         case .response(let status, let body):
             switch status {
             case 200:
-                do {
+                do throws(GEWISDBMember.Unparsable) {
                     return .found(try GEWISDBMember.parse(body, expected: lidnr))
                 } catch {
-                    return .unparsable(error.detail)
+                    return .unparsable("HTTP 200 with an answer that is not a member: \(error.detail)")
                 }
             case 204:
                 return .notFound
@@ -147,7 +160,11 @@ public final class GEWISDBClient: Sendable {
         case transport(String)
     }
 
-    func get(_ path: String, reporter: any RunReporter) async -> Result {
+    /// `problem`: for a 200 answer, what is wrong with its body (nil: usable); a 200 with a
+    /// problem counts as a failed attempt.
+    func get(
+        _ path: String, reporter: any RunReporter, problem: (Data) -> String? = { _ in nil }
+    ) async -> Result {
         guard let url = URL(string: baseURL + path) else { return .transport("bad URL \(baseURL + path)") }
         var request = URLRequest(url: url, cachePolicy: .reloadIgnoringLocalCacheData, timeoutInterval: sessionTimeout)
         request.setValue("application/json", forHTTPHeaderField: "Accept")
@@ -157,25 +174,38 @@ public final class GEWISDBClient: Sendable {
         while true {
             let started = clock.now
             let result: Result
+            let limit = deadline.map { $0.limit(.seconds(timeout)) } ?? .seconds(timeout)
+            guard limit > .zero else {
+                return .transport("not sent: services.gewisdb.timeout (\(RunDeadline.describe(deadline!.timeout))) has run out")
+            }
             do {
-                let (body, status) = try await send(request)
+                let (body, status) = try await send(request, timeout: Self.seconds(limit))
                 result = .response(status, body)
             } catch {
-                result = .transport(Self.describe(error, timeout: timeout))
+                // Tenths of a second: the limit is cut to the deadline at any instant.
+                var text = Self.describe(error, timeout: (Self.seconds(limit) * 10).rounded() / 10)
+                if let deadline, (error as? URLError)?.code == .timedOut, limit < .seconds(timeout) {
+                    text += ", all that services.gewisdb.timeout (\(RunDeadline.describe(deadline.timeout))) left for it"
+                }
+                result = .transport(text)
             }
             let seconds = Self.seconds(clock.now - started)
             let retry: Bool
             switch result {
-            case .response(let status, _):
-                reporter.sourceRequest(ok: status == 200 || status == 204, seconds: seconds)
-                retry = status >= 500
+            case .response(let status, let body):
+                let bad = status == 200 && problem(body) != nil
+                reporter.sourceRequest(ok: (status == 200 && !bad) || status == 204, seconds: seconds)
+                retry = status >= 500 || bad
             case .transport:
                 reporter.sourceRequest(ok: false, seconds: seconds)
                 retry = true
             }
             if !retry || attempt >= maxAttempts || Task.isCancelled { return result }
+            let pause = backoff(attempt: attempt)
+            // No retry that could not finish before the run's deadline.
+            if let deadline, deadline.remaining <= pause { return result }
             do {
-                try await Task.sleep(for: backoff(attempt: attempt))
+                try await Task.sleep(for: pause)
             } catch {
                 return result
             }
@@ -191,7 +221,7 @@ public final class GEWISDBClient: Sendable {
     /// new ones and retrying. And not URLSession's own timeout alone: swift-corelibs-foundation
     /// counts it in whole seconds, so a sub-second timeout fires at once (seen here); URLSession
     /// gets the timeout rounded up, and the exact deadline cancels the data task.
-    private func send(_ request: URLRequest) async throws -> (Data, Int) {
+    private func send(_ request: URLRequest, timeout: TimeInterval) async throws -> (Data, Int) {
         let deadline = Deadline()
         return try await withCheckedThrowingContinuation { continuation in
             let task = session.dataTask(with: request) { body, response, error in

@@ -15,7 +15,7 @@ public struct GEWISDBSyncService: SyncService {
     public let peers: [PeerRequest]
     public var name: String { "gewisdb" }
     public var snapshotRequest: SnapshotRequest {
-        SnapshotRequest(userTypes: [.member], includeBalances: true, peers: peers)
+        SnapshotRequest(userTypes: [.member], includeBalances: true, writes: [.user], peers: peers)
     }
 
     public init(settings: GEWISDBSettings, peers: [PeerRequest] = []) {
@@ -36,14 +36,14 @@ public struct GEWISDBSyncService: SyncService {
 
     /// Pre hook: `GET /health` must say healthy and not `sync_paused`.
     public func prepare(context: RunContext) async throws {
-        let client = try GEWISDBClient(settings: settings)
+        let client = try GEWISDBClient(settings: settings, deadline: context.deadline)
         context.reporter.heartbeat(phase: "health")
         try await client.checkHealth(reporter: context.reporter)
     }
 
     /// One `GET /members/{lidnr}` per distinct member number of the targeted users.
     public func fetch(targeted: [User], snapshot: Snapshot, context: RunContext) async throws -> GEWISDBAnswers {
-        let client = try GEWISDBClient(settings: settings)
+        let client = try GEWISDBClient(settings: settings, deadline: context.deadline)
         var seen = Set<Int>()
         let lidnrs = targeted.sorted { $0.id < $1.id }.compactMap { snapshot.memberNumbers[$0.id] }.filter {
             seen.insert($0).inserted

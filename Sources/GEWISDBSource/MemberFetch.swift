@@ -18,7 +18,9 @@ extension GEWISDBClient {
     /// Reads every member in `lidnrs` with at most `concurrency` requests in flight.
     ///
     /// Fails the run (`SyncError.failed`) as soon as more than `maxFailedRatio` of all members
-    /// have failed requests: a flaky API must not close members one by one. Fails at once
+    /// have failed requests (connection errors, timeouts, 5xx, and 200 answers that are not a
+    /// member, each after its retries): a flaky API must not close members one by one. Fails
+    /// (`SyncError.unavailable`) when the run's deadline passes before every member is read. Fails at once
     /// (`SyncError.unavailable`) when GEWISDB refuses the key. Heartbeats every two seconds.
     public func fetchMembers(
         _ lidnrs: [Int], concurrency: Int, maxFailedRatio: Double, context: RunContext
@@ -43,9 +45,24 @@ extension GEWISDBClient {
             var lastBeat = clock.now
             while let (lidnr, answer) = try await group.next() {
                 answers[lidnr] = answer
-                if case .failed(let problem) = answer {
+                let problem: String?
+                switch answer {
+                case .failed(let text), .unparsable(let text): problem = text
+                case .found, .notFound: problem = nil
+                }
+                if let problem {
                     failed += 1
                     if firstFailure == nil { firstFailure = "member \(lidnr): \(problem)" }
+                }
+                // Out of time (a GEWISDB that stopped answering): unreachable, whatever the ratio says.
+                if let deadline = self.deadline, deadline.remaining <= .zero, answers.count < total {
+                    group.cancelAll()
+                    throw SyncError.unavailable(
+                        "GEWISDB did not answer every member within services.gewisdb.timeout "
+                            + "(\(RunDeadline.describe(deadline.timeout))): \(answers.count) of \(total) requests had ended, so nothing is written"
+                            + (firstFailure.map { "; first failure: \($0)" } ?? ""))
+                }
+                if problem != nil {
                     if Double(failed) > allowedFailures {
                         group.cancelAll()
                         let share = (Double(failed) / Double(total) * 1000).rounded() / 10

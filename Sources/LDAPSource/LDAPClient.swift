@@ -68,12 +68,30 @@ public final class LDAPClient: Sendable {
     /// Runs `body` on the queue; fails with `unavailable` when it overruns `limit` (plus one
     /// more `limit` for every progress tick counted in `extendedBy`).
     private func perform<T: Sendable>(
-        _ what: String, limit: Duration, extendedBy progress: Mutex<Int>? = nil,
+        _ what: String, limit wanted: Duration, extendedBy progress: Mutex<Int>? = nil,
         _ body: @escaping @Sendable (LDAPConnection) throws(SyncError) -> T
     ) async throws(SyncError) -> T {
         if state.withLock({ $0.abandoned }) {
             throw .unavailable("LDAP connection to \(options.url) was abandoned after a timeout")
         }
+        // The run's deadline cuts the limit, and ends the extensions pages earn.
+        var limit = wanted
+        var runEnds: ContinuousClock.Instant?
+        var timedOut = "LDAP \(what) did not finish within \(wanted); giving up"
+        if let deadline = options.deadline {
+            runEnds = deadline.sourcesBy
+            if deadline.cuts(wanted) {
+                limit = deadline.remaining
+                timedOut = "LDAP \(what) got no answer within \(RunDeadline.describe(limit)), all that "
+                    + "services.ldap.timeout (\(RunDeadline.describe(deadline.timeout))) left for it: the server "
+                    + "accepts the connection but does not answer (hung or overloaded); giving up"
+            }
+            guard limit > .zero else {
+                throw .unavailable("LDAP \(what) not started: services.ldap.timeout (\(RunDeadline.describe(deadline.timeout))) has run out")
+            }
+        }
+        let message = timedOut
+        let (firstLimit, pageLimit, ends) = (limit, wanted, runEnds)
         let connection = self.connection
         let once = Once<Result<T, SyncError>>()
         let result: Result<T, SyncError> = await withCheckedContinuation { continuation in
@@ -86,25 +104,25 @@ public final class LDAPClient: Sendable {
             // The watchdog: a thread of its own, so a busy cooperative pool cannot delay it.
             let clock = ContinuousClock()
             DispatchQueue.global().async {
-                var deadline = clock.now + limit
+                var deadline = clock.now + firstLimit
                 var seenProgress = 0
                 while !once.isDone {
                     let now = clock.now
                     let ticks = progress?.withLock { $0 } ?? 0
                     if ticks != seenProgress {
-                        deadline = deadline + limit * (ticks - seenProgress)
+                        deadline = deadline + pageLimit * (ticks - seenProgress)
+                        if let ends { deadline = min(deadline, ends) }
                         seenProgress = ticks
                     }
                     if now >= deadline {
-                        once.resume(
-                            with: .failure(.unavailable("LDAP \(what) did not finish within \(limit); giving up")))
+                        once.resume(with: .failure(.unavailable(message)))
                         return
                     }
                     Thread.sleep(forTimeInterval: 0.05)
                 }
             }
         }
-        if case .failure(let error) = result, error.message.contains("did not finish within") {
+        if case .failure(let error) = result, error.message == message {
             state.withLock { $0.abandoned = true }
         }
         return try result.get()

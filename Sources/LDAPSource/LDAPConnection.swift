@@ -20,10 +20,12 @@ public struct LDAPConnectionOptions: Sendable, Hashable {
     /// Time limit of each request: bind, StartTLS, one page of a search (`LDAP_OPT_TIMEOUT`
     /// and the search's own timeout).
     public var operationTimeout: Duration
+    /// The run's deadline: every wait above is cut to end by it (nil: no run deadline).
+    public var deadline: RunDeadline?
 
     public init(
         url: String, startTLS: Bool = false, caFile: String? = nil, bindDN: String? = nil, bindPassword: String? = nil,
-        networkTimeout: Duration = .seconds(10), operationTimeout: Duration = .seconds(60)
+        networkTimeout: Duration = .seconds(10), operationTimeout: Duration = .seconds(60), deadline: RunDeadline? = nil
     ) {
         self.url = url
         self.startTLS = startTLS
@@ -32,6 +34,14 @@ public struct LDAPConnectionOptions: Sendable, Hashable {
         self.bindPassword = bindPassword
         self.networkTimeout = networkTimeout
         self.operationTimeout = operationTimeout
+        self.deadline = deadline
+    }
+
+    /// `wanted`, cut to the time the run's deadline leaves (at least a millisecond: libldap
+    /// reads a zero timeout as "none").
+    func capped(_ wanted: Duration) -> Duration {
+        guard let deadline else { return wanted }
+        return max(.milliseconds(1), deadline.limit(wanted))
     }
 }
 
@@ -76,10 +86,13 @@ final class LDAPConnection: @unchecked Sendable {
     let options: LDAPConnectionOptions
     /// Search requests sent (one per page).
     private(set) var requests = 0
+    /// The time limit of the last request (the operation timeout, cut to the run's deadline).
+    private var lastWait: Duration
 
     /// Creates the handle and sets its options; nothing is sent yet.
     init(options: LDAPConnectionOptions) throws(SyncError) {
         self.options = options
+        lastWait = options.capped(options.operationTimeout)
         // One URL or several separated by spaces (libldap tries them in turn).
         let lower = options.url.lowercased()
         if options.startTLS && lower.contains("ldaps://") {
@@ -95,9 +108,9 @@ final class LDAPConnection: @unchecked Sendable {
         try check(ldap_set_option(handle, LDAP_OPT_PROTOCOL_VERSION, &version), "setting the protocol version")
         // LDAP_OPT_OFF is ((void *) 0): referrals are never chased.
         try check(ldap_set_option(handle, LDAP_OPT_REFERRALS, nil), "turning referrals off")
-        var network = Self.timeval(options.networkTimeout)
+        var network = Self.timeval(options.capped(options.networkTimeout))
         try check(ldap_set_option(handle, LDAP_OPT_NETWORK_TIMEOUT, &network), "setting the network timeout")
-        var operation = Self.timeval(options.operationTimeout)
+        var operation = Self.timeval(lastWait)
         try check(ldap_set_option(handle, LDAP_OPT_TIMEOUT, &operation), "setting the operation timeout")
         var demand: Int32 = LDAP_OPT_X_TLS_DEMAND
         try check(ldap_set_option(handle, LDAP_OPT_X_TLS_REQUIRE_CERT, &demand), "requiring certificate verification")
@@ -118,26 +131,50 @@ final class LDAPConnection: @unchecked Sendable {
     }
 
     /// StartTLS (when configured) and the simple bind. Failures are `unavailable`; the message
-    /// names the server and the bind DN, never the password.
+    /// names the server and the bind DN, never the password. A TLS handshake that fails on the
+    /// server's certificate says so and why (`TLSDiagnostics`), not just "Can't contact".
     func connect() throws(SyncError) {
         guard let ld else { throw .failed("LDAP handle already closed") }
         if options.startTLS {
-            let rc = ldap_start_tls_s(ld, nil, nil)
+            let (rc, tls) = TLSDiagnostics.capture { ldap_start_tls_s(ld, nil, nil) }
             guard rc == LDAP_SUCCESS else {
-                throw .unavailable("LDAP StartTLS with \(options.url) failed: \(describe(rc))")
+                throw .unavailable("LDAP StartTLS with \(options.url) failed: \(describe(rc, tls: tls))")
             }
         }
         // The password as C bytes only for the call, then overwritten.
         var password = Array((options.bindPassword ?? "").utf8.map { CChar(bitPattern: $0) })
-        let rc: Int32 = password.withUnsafeMutableBufferPointer { buffer in
-            var credential = berval(bv_len: ber_len_t(buffer.count), bv_val: buffer.count > 0 ? buffer.baseAddress : nil)
-            return ldap_sasl_bind_s(ld, options.bindDN, nil, &credential, nil, nil, nil)
+        // With ldaps:// the TLS handshake happens here, on the first request.
+        let (rc, tls): (Int32, [String]) = TLSDiagnostics.capture {
+            password.withUnsafeMutableBufferPointer { buffer in
+                var credential = berval(bv_len: ber_len_t(buffer.count), bv_val: buffer.count > 0 ? buffer.baseAddress : nil)
+                return ldap_sasl_bind_s(ld, options.bindDN, nil, &credential, nil, nil, nil)
+            }
         }
         for i in password.indices { password[i] = 0 }
         guard rc == LDAP_SUCCESS else {
             let who = options.bindDN.map { " as \($0)" } ?? " anonymously"
-            throw .unavailable("LDAP bind to \(options.url)\(who) failed: \(describe(rc))")
+            throw .unavailable("LDAP bind to \(options.url)\(who) failed: \(describe(rc, tls: tls))")
         }
+    }
+
+    /// `describe(rc)`, led by the certificate problem when the TLS lines name one, and saying
+    /// how long it waited when the server did not answer.
+    private func describe(_ rc: Int32, tls: [String]) -> String {
+        if let certificate = TLSDiagnostics.explain(tls, caFile: options.caFile) { return "\(certificate) [\(rc)]" }
+        if rc == LDAP_TIMEOUT { return describe(rc) + waitedNote() }
+        return describe(rc)
+    }
+
+    /// ": no answer within 9.0s, all that services.ldap.timeout (10.0s) left ..." for a timeout.
+    private func waitedNote() -> String {
+        let waited = lastWait
+        var note = ": no answer within \(RunDeadline.describe(waited))"
+        if let deadline = options.deadline, waited < options.operationTimeout {
+            note += ", all that services.ldap.timeout (\(RunDeadline.describe(deadline.timeout))) left for it"
+        } else {
+            note += " (services.ldap.operation_timeout)"
+        }
+        return note + "; the server accepts the connection but does not answer (hung or overloaded)"
     }
 
     /// A search with the paged-results control (RFC 2696), page after page until the server's
@@ -162,7 +199,8 @@ final class LDAPConnection: @unchecked Sendable {
             }
             defer { ldap_control_free(control) }
             var serverControls: [UnsafeMutablePointer<LDAPControl>?] = [control, nil]
-            var timeout = Self.timeval(options.operationTimeout)
+            lastWait = options.capped(options.operationTimeout)
+            var timeout = Self.timeval(lastWait)
             var result: OpaquePointer?
             let started = ContinuousClock.now
             requests += 1
@@ -245,7 +283,7 @@ final class LDAPConnection: @unchecked Sendable {
     }
 
     private func searchError(_ rc: Int32, base: String) -> SyncError {
-        let text = "LDAP search under \(base) failed: \(describe(rc))"
+        let text = "LDAP search under \(base) failed: \(describe(rc))" + (rc == LDAP_TIMEOUT ? waitedNote() : "")
         switch rc {
         case LDAP_SERVER_DOWN, LDAP_TIMEOUT, LDAP_CONNECT_ERROR, LDAP_TIMELIMIT_EXCEEDED, LDAP_UNAVAILABLE, LDAP_BUSY:
             return .unavailable(text)

@@ -42,14 +42,34 @@ public enum LDAPFilter {
 public enum DistinguishedName {
     /// A key under which equal DNs meet: libldap's LDAPv3 normal form (one spelling of every
     /// escape, no optional spaces), lowercased (attribute types and the naming attributes we
-    /// use compare case-insensitively). Falls back to the lowercased text when libldap cannot
-    /// parse the DN.
+    /// use compare case-insensitively), with every non-ASCII character written as the `\xx`
+    /// escapes of its UTF-8 bytes. Falls back to the lowercased text when libldap cannot parse
+    /// the DN.
+    ///
+    /// The escapes make the key ASCII, so Swift compares it code point for code point: as
+    /// Swift `String`s, `CN=Zoë` with a precomposed ë and `CN=Zoe\u{308}` with a combining
+    /// diaeresis are *equal* (canonical equivalence), yet Active Directory keeps them as two
+    /// different objects; keyed by the plain text they collapsed into one and a person was lost.
     public static func key(_ dn: String) -> String {
         var out: UnsafeMutablePointer<CChar>?
         let rc = ldap_dn_normalize(dn, UInt32(LDAP_DN_FORMAT_LDAP), &out, UInt32(LDAP_DN_FORMAT_LDAPV3 | LDAP_DN_PRETTY))
-        guard rc == LDAP_SUCCESS, let out else { return dn.lowercased() }
+        guard rc == LDAP_SUCCESS, let out else { return asciiKey(dn.lowercased()) }
         defer { ldap_memfree(out) }
-        return String(cString: out).lowercased()
+        return asciiKey(String(cString: out).lowercased())
+    }
+
+    private static func asciiKey(_ text: String) -> String {
+        guard !text.utf8.allSatisfy({ $0 < 0x80 }) else { return text }
+        var key = ""
+        key.reserveCapacity(text.utf8.count * 3)
+        for scalar in text.unicodeScalars {
+            if scalar.isASCII {
+                key.unicodeScalars.append(scalar)
+            } else {
+                for byte in String(scalar).utf8 { key += "\\" + String(byte, radix: 16).leftPadded(to: 2) }
+            }
+        }
+        return key
     }
 }
 

@@ -25,7 +25,7 @@ public struct LDAPSyncService: SyncService {
 
     /// Connects and binds (what `check-config --connect` does); failures are `unavailable`.
     public func prepare(context: RunContext) async throws {
-        let client = try makeClient()
+        let client = try makeClient(deadline: context.deadline)
         try await client.connect()
     }
 
@@ -37,7 +37,7 @@ public struct LDAPSyncService: SyncService {
     public func fetchDirectory(
         roleNames: Set<String>, context: RunContext
     ) async throws(SyncError) -> (directory: Directory, searches: Int, requests: Int) {
-        let client = try makeClient()
+        let client = try makeClient(deadline: context.deadline)
         context.reporter.heartbeat(phase: "ldap: binding")
         do {
             try await client.connect()
@@ -62,10 +62,10 @@ public struct LDAPSyncService: SyncService {
         return planner.makePlan()
     }
 
-    func makeClient() throws(SyncError) -> LDAPClient {
+    func makeClient(deadline: RunDeadline? = nil) throws(SyncError) -> LDAPClient {
         try LDAPClient(options: LDAPConnectionOptions(
             url: settings.serverURL, startTLS: settings.startTLS, caFile: settings.caFile, bindDN: settings.bindUser,
             bindPassword: settings.bindPassword, networkTimeout: settings.networkTimeout,
-            operationTimeout: settings.operationTimeout))
+            operationTimeout: settings.operationTimeout, deadline: deadline))
     }
 }

@@ -41,12 +41,17 @@ public final class SyncMetrics: Sendable {
     /// instead of rendering every series again.
     private let cache = Mutex<(generation: UInt64, bytes: [UInt8])>((0, []))
 
-    /// Creates every series of `services` at 0, and `sudosos_sync_build_info{version}`.
-    public init(services: [String], version: String) {
+    /// Creates every series of `services` at 0, and
+    /// `sudosos_sync_build_info{version,revision,swift_version}` (the binary passes its
+    /// `BuildInfo`; `revision` and `swiftVersion` default to `unknown` for tests and demos).
+    public init(services: [String], version: String, revision: String = "unknown", swiftVersion: String = "unknown") {
         self.version = version
         var state = State(cells: Array(repeating: [], count: Family.allCases.count))
         let info = PrometheusCollectorRegistry()
-        info.makeGauge(descriptor: Family.buildInfo.descriptor, labels: [("version", version)]).set(to: 1)
+        info.makeGauge(
+            descriptor: Family.buildInfo.descriptor,
+            labels: [("version", version), ("revision", revision), ("swift_version", swiftVersion)]
+        ).set(to: 1)
         state.cells[Family.buildInfo.rawValue].append(info)
         self.state = Mutex(state)
         for service in services { addService(service) }
@@ -275,7 +280,7 @@ enum Family: Int, CaseIterable, Sendable {
         case .rejected: "Source records rejected as invalid, by reason."
         case .sourceRequests: "Requests to the source (GEWISDB, LDAP) made by runs, by result."
         case .sourceRequestDuration: "Duration of requests to the source in seconds."
-        case .buildInfo: "Always 1; the version label names the running build."
+        case .buildInfo: "Always 1; the labels name the running build: version, git revision, Swift version."
         }
     }
 }

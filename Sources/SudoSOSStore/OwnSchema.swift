@@ -62,7 +62,7 @@ enum OwnSchema {
             """,
             what: "looking for the sudosos_sync schema")
         if let row = present.rows.first, try row.bool("ok") { return }
-        try store.inTransaction(connection) {
+        try connection.inTransaction {
             try connection.query(
                 "SELECT pg_advisory_xact_lock($1::bigint)", [String(creationLockKey)],
                 what: "locking the creation of the sudosos_sync schema")

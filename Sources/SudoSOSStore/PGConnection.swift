@@ -7,7 +7,9 @@ import SyncEngine
 /// Not thread-safe: one caller at a time. `PostgresStore` only uses it on its serial queue,
 /// which is what the `@unchecked Sendable` relies on. Every statement goes through `PQexecParams` with text parameters, so every value is
 /// a bound parameter and never part of the SQL text.
-final class PGConnection: @unchecked Sendable {
+final class PGConnection: SQLSession, @unchecked Sendable {
+    var dialect: SQLDialect { .postgres }
+
     /// The libpq handle; valid (and `CONNECTION_OK` at creation) until `deinit`.
     private let handle: OpaquePointer
     /// `HOST:PORT/DB` as libpq resolved it, for messages (no user, no password).

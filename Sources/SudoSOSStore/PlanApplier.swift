@@ -18,60 +18,21 @@ struct PlanApplier {
     let runId: Int64
     /// `"user".version` per id as the run's snapshot read it.
     let versions: [Int: Int]
-
-    /// One change of a user's own columns, with its reason.
-    private struct UserEdit {
-        var userId: Int
-        var action: ChangeAction
-        var fields: [FieldChange]
-        var reason: String
-    }
+    /// The schema variant the snapshot was read in: the table and column names written.
+    let schema: SudoSOSSchema
 
     /// Applies `plan`; returns it as applied (deletions whose balance is not zero at apply
     /// time turned into closes).
     func apply(_ original: Plan) throws -> Plan {
-        let plan = try checkingBalances(original)
-        var creates: [(NewUser, String)] = []
-        var edits: [UserEdit] = []
-        var unbinds: [(Int, String, String)] = []
-        var binds: [(UserRef, String, String)] = []
-        var roleRemovals: [(Int, Int, String)] = []
-        var roleAdditions: [(UserRef, Int, String)] = []
-        var membershipRemovals: [(Int, Int, String)] = []
-        var membershipAdditions: [(UserRef, UserRef, Int, String)] = []
-        var notices: [(Int, String, String, String)] = []
-        for planned in plan.changes {
-            let reason = planned.reason
-            switch planned.change {
-            case .createUser(let user): creates.append((user, reason))
-            case .updateUser(let id, let fields): edits.append(UserEdit(userId: id, action: .updated, fields: fields, reason: reason))
-            case .deactivateUser(let id, let fields):
-                edits.append(UserEdit(userId: id, action: .deactivated, fields: fields, reason: reason))
-            case .deleteUser(let id, let fields):
-                edits.append(UserEdit(userId: id, action: .deleted, fields: fields, reason: reason))
-            case .bind(let user, let uuid): binds.append((user, uuid, reason))
-            case .unbind(let id, let uuid): unbinds.append((id, uuid, reason))
-            case .addRole(let user, let roleId, _): roleAdditions.append((user, roleId, reason))
-            case .removeRole(let id, let roleId, _): roleRemovals.append((id, roleId, reason))
-            case .addMembership(let user, let organ, let index): membershipAdditions.append((user, organ, index, reason))
-            case .removeMembership(let id, let organId): membershipRemovals.append((id, organId, reason))
-            case .notice(let id, let kind, let message): notices.append((id, kind, message, reason))
-            }
-        }
+        let plan = try Balances.checkingDeletions(original, session: connection)
+        let batches = try PlanBatches(plan)
+        let newIds = try createUsers(batches.creates)
+        let resolve = PlanBatches.resolver(newIds)
+        let unbinds = batches.unbinds, binds = batches.binds, roleRemovals = batches.roleRemovals
+        let roleAdditions = batches.roleAdditions, membershipRemovals = batches.membershipRemovals
+        let membershipAdditions = batches.membershipAdditions, notices = batches.notices
 
-        let newIds = try createUsers(creates)
-        func resolve(_ ref: UserRef) throws -> Int {
-            switch ref {
-            case .existing(let id): return id
-            case .new(let n):
-                guard let id = newIds[n] else {
-                    throw SyncError.failed("the plan refers to new user #\(n), which it does not create")
-                }
-                return id
-            }
-        }
-
-        try updateUsers(edits)
+        try updateUsers(try batches.mergedEdits(), edits: batches.edits)
         try bulk(
             "unbinding", rows: unbinds,
             columns: [("int", { String($0.0) }), ("text", { $0.1 }), ("text", { $0.2 })],
@@ -125,18 +86,20 @@ struct PlanApplier {
                         FROM ins JOIN t ON t.c1 = ins."userId" AND t.c2 = ins."roleId" ORDER BY t.ord RETURNING 1)
                 SELECT ins."userId"::text || ':' || ins."roleId"::text AS k FROM ins
                 """)
+        let memberships = schema.membershipTable
+        let organ = schema.membershipOrganColumn
         try bulk(
             "removing organ memberships", rows: membershipRemovals,
             columns: [("int", { String($0.0) }), ("int", { String($0.1) }), ("text", { $0.2 })],
             key: { "\($0.0):\($0.1)" },
             sql: """
-                del AS (DELETE FROM organ_membership m USING t WHERE m."userId" = t.c1 AND m."organId" = t.c2 RETURNING m.*),
+                del AS (DELETE FROM "\(memberships)" m USING t WHERE m."userId" = t.c1 AND m."\(organ)" = t.c2 RETURNING m.*),
                 aud AS (INSERT INTO sudosos_sync.audit (run_id, table_name, row_key, action, old, new, reason)
-                        SELECT $1::bigint, 'organ_membership',
-                               jsonb_build_object('userId', del."userId", 'organId', del."organId"), 'membership_removed',
+                        SELECT $1::bigint, '\(memberships)',
+                               jsonb_build_object('userId', del."userId", '\(organ)', del."\(organ)"), 'membership_removed',
                                to_jsonb(del), NULL, t.c3
-                        FROM del JOIN t ON t.c1 = del."userId" AND t.c2 = del."organId" ORDER BY t.ord RETURNING 1)
-                SELECT del."userId"::text || ':' || del."organId"::text AS k FROM del
+                        FROM del JOIN t ON t.c1 = del."userId" AND t.c2 = del."\(organ)" ORDER BY t.ord RETURNING 1)
+                SELECT del."userId"::text || ':' || del."\(organ)"::text AS k FROM del
                 """)
         try bulk(
             "adding organ memberships",
@@ -145,15 +108,16 @@ struct PlanApplier {
                 ("int", { String($0.0) }), ("int", { String($0.1) }), ("int", { String($0.2) }), ("text", { $0.3 }),
             ],
             key: { "\($0.0):\($0.1)" },
+            // Before 1761328648026 there is no index column: the index only orders the plan.
             sql: """
-                ins AS (INSERT INTO organ_membership ("userId", "organId", "index", version)
-                        SELECT t.c1, t.c2, t.c3, 1 FROM t ORDER BY t.ord RETURNING *),
+                ins AS (INSERT INTO "\(memberships)" ("userId", "\(organ)", \(schema.membershipHasIndex ? #""index", "# : "")version)
+                        SELECT t.c1, t.c2, \(schema.membershipHasIndex ? "t.c3, " : "")1 FROM t ORDER BY t.ord RETURNING *),
                 aud AS (INSERT INTO sudosos_sync.audit (run_id, table_name, row_key, action, old, new, reason)
-                        SELECT $1::bigint, 'organ_membership',
-                               jsonb_build_object('userId', ins."userId", 'organId', ins."organId"), 'membership_added',
+                        SELECT $1::bigint, '\(memberships)',
+                               jsonb_build_object('userId', ins."userId", '\(organ)', ins."\(organ)"), 'membership_added',
                                NULL, to_jsonb(ins), t.c4
-                        FROM ins JOIN t ON t.c1 = ins."userId" AND t.c2 = ins."organId" ORDER BY t.ord RETURNING 1)
-                SELECT ins."userId"::text || ':' || ins."organId"::text AS k FROM ins
+                        FROM ins JOIN t ON t.c1 = ins."userId" AND t.c2 = ins."\(organ)" ORDER BY t.ord RETURNING 1)
+                SELECT ins."userId"::text || ':' || ins."\(organ)"::text AS k FROM ins
                 """)
         try recordVerdicts(plan, resolve: resolve)
         try bulk(
@@ -170,31 +134,12 @@ struct PlanApplier {
         return plan
     }
 
-    // MARK: - The balance at apply time
-
-    /// Locks the rows of the users the plan deletes (`FOR UPDATE`: a purchase or transfer for
-    /// them checks its foreign key with a KEY SHARE lock, so it waits for this transaction) and
-    /// computes their balances inside the transaction. A deletion whose balance is not exactly
-    /// zero now becomes a close without delete (and the closing notice, when the user was
-    /// active), with the reason saying why. Three statements (lock, balance tables present,
-    /// balances), whatever the number of deletions.
-    private func checkingBalances(_ plan: Plan) throws -> Plan {
-        let deleted = MemberClosing.deletedUsers(in: plan)
-        guard !deleted.isEmpty else { return plan }
-        _ = try connection.query(
-            #"SELECT id FROM "user" WHERE id = ANY($1::int[]) ORDER BY id FOR UPDATE"#,
-            [PGValue.intArray(deleted)], what: "locking the users to delete")
-        return MemberClosing.checkingDeletions(plan, balancesNow: try Balances.read(deleted, connection: connection))
-    }
-
     // MARK: - Verdicts
 
     /// Upserts this run's verdicts (`sudosos_sync.verdict`), `at` = now(): one statement.
     private func recordVerdicts(_ plan: Plan, resolve: (UserRef) throws -> Int) throws {
-        guard !plan.verdicts.isEmpty else { return }
-        var latest: [Int: Bool] = [:]
-        for verdict in plan.verdicts { latest[try resolve(verdict.user)] = verdict.vouches }
-        let rows = latest.sorted { $0.key < $1.key }
+        let rows = try PlanBatches.latestVerdicts(plan, resolve: resolve)
+        guard !rows.isEmpty else { return }
         try connection.query(
             """
             INSERT INTO sudosos_sync.verdict (service, user_id, vouches, run_id, at)
@@ -207,34 +152,38 @@ struct PlanApplier {
 
     // MARK: - Creates
 
-    /// Inserts the new users (version 1) and their `member_user` rows; returns plan ref → id.
+    /// Inserts the new users (version 1) and their member-number rows; returns plan ref → id.
     /// The ids are reserved from the sequence first, so refs map to ids without relying on the
     /// order of RETURNING.
-    private func createUsers(_ creates: [(NewUser, String)]) throws -> [Int: Int] {
+    private func createUsers(_ creates: [(user: NewUser, reason: String)]) throws -> [Int: Int] {
         guard !creates.isEmpty else { return [:] }
-        var seen = Set<Int>()
-        for (user, _) in creates where !seen.insert(user.ref).inserted {
-            throw SyncError.failed("the plan creates new user #\(user.ref) twice")
-        }
         let reserved = try connection.query(
             #"SELECT nextval(pg_get_serial_sequence('"user"', 'id'))::int AS id FROM generate_series(1, $1::int)"#,
             [String(creates.count)], what: "reserving user ids")
         let ids = try reserved.rows.map { try $0.int("id") }
         guard ids.count == creates.count else { throw SyncError.failed("reserving user ids returned \(ids.count) ids") }
         let users = creates.map(\.0)
+        // The terms-of-service column of the schema variant, as text or boolean.
+        let tos = schema.termsOfServiceColumn
+        let tosValues = users.map { schema.columnValue(.text($0.acceptedToS.rawValue), of: .acceptedToS) }
+        let tosParameter: String
+        switch tos.type {
+        case .boolean: tosParameter = PGValue.boolArray(tosValues.map { if case .flag(let b) = $0 { b } else { true } })
+        default: tosParameter = PGValue.textArray(tosValues.map(\.description))
+        }
         let rows = try connection.query(
             """
             WITH t AS (
               SELECT * FROM unnest($2::int[], $3::text[], $4::text[], $5::text[], $6::bool[], $7::bool[], $8::text[],
-                                   $9::text[], $10::bool[], $11::int[], $12::text[])
+                                   $9::\(tos.type == .boolean ? "bool" : "text")[], $10::bool[], $11::int[], $12::text[])
                 WITH ORDINALITY AS t(id, first_name, last_name, email, active, of_age, type, tos, debt, member_id, reason, ord)
             ), ins AS (
-              INSERT INTO "user" (id, version, "firstName", "lastName", email, active, "ofAge", type, "acceptedToS",
+              INSERT INTO "user" (id, version, "firstName", "lastName", email, active, "ofAge", type, "\(tos.column)",
                                   "canGoIntoDebt")
               SELECT id, 1, first_name, last_name, email, active, of_age, type, tos, debt FROM t ORDER BY ord
               RETURNING *
             ), mu AS (
-              INSERT INTO member_user ("userId", "memberId")
+              INSERT INTO "\(schema.memberTable)" ("userId", "\(schema.memberNumberColumn)")
               SELECT id, member_id FROM t WHERE member_id IS NOT NULL ORDER BY ord
               RETURNING "userId"
             ), aud AS (
@@ -253,7 +202,7 @@ struct PlanApplier {
                 String(runId), PGValue.intArray(ids), PGValue.textArray(users.map(\.firstName)),
                 PGValue.textArray(users.map(\.lastName)), PGValue.textArray(users.map(\.email)),
                 PGValue.boolArray(users.map(\.active)), PGValue.boolArray(users.map(\.ofAge)),
-                PGValue.textArray(users.map(\.type.rawValue)), PGValue.textArray(users.map(\.acceptedToS.rawValue)),
+                PGValue.textArray(users.map(\.type.rawValue)), tosParameter,
                 PGValue.boolArray(users.map(\.canGoIntoDebt)), PGValue.intArray(users.map(\.memberId)),
                 PGValue.textArray(creates.map(\.1)),
             ],
@@ -267,36 +216,11 @@ struct PlanApplier {
 
     /// Updates users' own columns: one UPDATE for all of them, each row once (several changes of
     /// one user merge; each keeps its own audit row), only where the optimistic check holds.
-    private func updateUsers(_ edits: [UserEdit]) throws {
+    private func updateUsers(_ merged: PlanBatches.MergedEdits, edits: [PlanBatches.UserEdit]) throws {
         guard !edits.isEmpty else { return }
-        var order: [Int] = []
-        var expect: [Int: [String: FieldValue]] = [:]
-        var set: [Int: [String: FieldValue]] = [:]
-        for edit in edits {
-            if expect[edit.userId] == nil {
-                order.append(edit.userId)
-                expect[edit.userId] = [:]
-                set[edit.userId] = [:]
-            }
-            for change in edit.fields {
-                try Self.checkType(change.new, of: change.field, user: edit.userId)
-                try Self.checkType(change.old, of: change.field, user: edit.userId)
-                if expect[edit.userId]![change.field.rawValue] == nil && set[edit.userId]![change.field.rawValue] == nil {
-                    expect[edit.userId]![change.field.rawValue] = change.old
-                }
-                set[edit.userId]![change.field.rawValue] = change.new
-            }
-            switch edit.action {
-            case .deactivated:
-                set[edit.userId]![UserField.active.rawValue] = .flag(false)
-            case .deleted:
-                set[edit.userId]![UserField.deleted.rawValue] = .flag(true)
-                set[edit.userId]![UserField.active.rawValue] = .flag(false)
-                set[edit.userId]![UserField.canGoIntoDebt.rawValue] = .flag(false)
-            default:
-                break
-            }
-        }
+        let order = merged.order
+        // Keyed by the variant's column, in the column's type (acceptedToS or tosRequired).
+        let (expect, set) = merged.byColumn(schema)
         let expectJSON = try order.map { id -> String in
             var object = expect[id]!.mapValues(JSONScalar.init)
             if let version = versions[id] { object["version"] = .int(version) }
@@ -310,10 +234,8 @@ struct PlanApplier {
             #""\#(column)" = CASE WHEN t.set ? '\#(column)' THEN (t.set->>'\#(column)')::boolean ELSE u."\#(column)" END"#
         }
         let assignments = UserField.allCases.map { field -> String in
-            switch field {
-            case .firstName, .lastName, .email, .acceptedToS: return text(field.rawValue)
-            case .active, .ofAge, .deleted, .canGoIntoDebt: return flag(field.rawValue)
-            }
+            let column = schema.userColumn(field)
+            return column.type == .boolean ? flag(column.column) : text(column.column)
         }.joined(separator: ",\n      ")
         let rows = try connection.query(
             """
@@ -345,24 +267,7 @@ struct PlanApplier {
             what: "updating users")
         let updated = Set(try rows.rows.map { try $0.string("k") })
         let stale = order.filter { !updated.contains(String($0)) }
-        guard stale.isEmpty else {
-            throw SyncError.failed(
-                "\(Self.list(stale.map { "user \($0)" })) changed (or vanished) since this run read it; "
-                    + "nothing was written, the next run plans again")
-        }
-    }
-
-    /// A text field must get text (and `acceptedToS` a known value), a flag a boolean.
-    private static func checkType(_ value: FieldValue, of field: UserField, user: Int) throws {
-        switch (field, value) {
-        case (.acceptedToS, .text(let v)) where TermsOfServiceStatus(rawValue: v) == nil:
-            throw SyncError.failed("the plan sets acceptedToS of user \(user) to an unknown value")
-        case (.firstName, .text), (.lastName, .text), (.email, .text), (.acceptedToS, .text),
-            (.active, .flag), (.ofAge, .flag), (.deleted, .flag), (.canGoIntoDebt, .flag):
-            return
-        default:
-            throw SyncError.failed("the plan gives \(field.rawValue) of user \(user) a value of the wrong type")
-        }
+        guard stale.isEmpty else { throw PlanBatches.staleUsers(stale) }
     }
 
     // MARK: - Relation rows
@@ -388,37 +293,6 @@ struct PlanApplier {
         let written = Set(try result.rows.map { try $0.string("k") })
         let expected = rows.map(key)
         let missing = expected.filter { !written.contains($0) }
-        guard missing.isEmpty, written.count == Set(expected).count else {
-            throw SyncError.failed(
-                "\(what): \(Self.list(missing)) no longer as this run read it; nothing was written, the next run plans again")
-        }
-    }
-
-    /// Up to five items, then a count.
-    private static func list(_ items: [String]) -> String {
-        items.count <= 5 ? items.joined(separator: ", ") : items.prefix(5).joined(separator: ", ") + " and \(items.count - 5) more"
-    }
-}
-
-/// A JSON scalar for the update statement's `expect`/`set` objects.
-private enum JSONScalar: Encodable {
-    case text(String)
-    case flag(Bool)
-    case int(Int)
-
-    init(_ value: FieldValue) {
-        switch value {
-        case .text(let s): self = .text(s)
-        case .flag(let b): self = .flag(b)
-        }
-    }
-
-    func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        switch self {
-        case .text(let s): try container.encode(s)
-        case .flag(let b): try container.encode(b)
-        case .int(let i): try container.encode(i)
-        }
+        guard missing.isEmpty, written.count == Set(expected).count else { throw PlanBatches.stale(what, missing) }
     }
 }

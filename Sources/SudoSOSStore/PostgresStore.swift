@@ -14,21 +14,11 @@ import SyncEngine
 /// cooperative thread pool; the mutable state below is only touched on that queue, which is
 /// what makes the `@unchecked Sendable` sound.
 public final class PostgresStore: SudoSOSDatabase, @unchecked Sendable {
-    private let url: String
-    private let password: String?
-    private let connectTimeout: Duration
-    private let logger: Logger
     /// Statements sent by every connection of this store.
     public let counter = RoundTripCounter()
-
-    private let queue = DispatchQueue(label: "sudosos-sync.store")
-    // State below: only on `queue`.
-    private var main: PGConnection?
+    /// Queue, sessions, snapshot state and locks: the part both stores share.
+    let core: StoreCore<PGConnection>
     private var schemaReady = false
-    /// `"user".version` of every user the last snapshot read, by id.
-    private var snapshotVersions: [Int: Int] = [:]
-    /// Services whose advisory lock this store holds right now.
-    private var heldLocks: Set<String> = []
 
     /// A store for the configured database. Connects lazily, on the first call that needs it.
     /// Throws `SyncError.configuration` when no database URL is configured.
@@ -44,10 +34,10 @@ public final class PostgresStore: SudoSOSDatabase, @unchecked Sendable {
         url: String, password: String? = nil, connectTimeout: Duration = .seconds(10),
         logger: Logger = Logger(label: "sudosos-sync.store")
     ) {
-        self.url = url
-        self.password = password
-        self.connectTimeout = connectTimeout
-        self.logger = logger
+        let counter = self.counter
+        core = StoreCore(label: "sudosos-sync.store", logger: logger) {
+            try PGConnection(url: url, password: password, connectTimeout: connectTimeout, counter: counter)
+        }
     }
 
     /// Statements sent to the server so far (all connections of this store).
@@ -57,24 +47,14 @@ public final class PostgresStore: SudoSOSDatabase, @unchecked Sendable {
 
     /// Runs blocking libpq work on the store's queue.
     func onQueue<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            queue.async { continuation.resume(with: Result { try body() }) }
-        }
+        try await core.run(body)
     }
 
-    /// Opens a new session (used for the main connection and the lock session).
-    func connect() throws -> PGConnection {
-        try PGConnection(url: url, password: password, connectTimeout: connectTimeout, counter: counter)
-    }
+    /// Opens a new session (used for the lock session). Call on the queue.
+    func connect() throws -> PGConnection { try core.connect() }
 
-    /// The main session, opened on first use and reopened when it broke. Call on `queue`.
-    func mainConnection() throws -> PGConnection {
-        if let main, main.isHealthy { return main }
-        main = nil
-        let connection = try connect()
-        main = connection
-        return connection
-    }
+    /// The main session. Call on the queue.
+    func mainConnection() throws -> PGConnection { try core.mainConnection() }
 
     /// Checks that the database can be reached (for `check-config --connect`).
     public func ping() async throws {
@@ -83,19 +63,11 @@ public final class PostgresStore: SudoSOSDatabase, @unchecked Sendable {
         }
     }
 
-    /// Runs `body` in a transaction on `connection`: COMMIT when it returns, ROLLBACK when it
-    /// throws. Call on `queue`.
-    func inTransaction<T>(
-        _ connection: PGConnection, begin: String = "BEGIN", _ body: () throws -> T
-    ) throws -> T {
-        try connection.execute(begin, what: "starting a transaction")
-        do {
-            let value = try body()
-            try connection.execute("COMMIT", what: "committing")
-            return value
-        } catch {
-            if connection.isHealthy { try? connection.execute("ROLLBACK", what: "rolling back") }
-            throw error
+    /// Connects and returns the server's version (for `check-config --connect`).
+    public func serverVersion() async throws -> String {
+        try await onQueue {
+            let rows = try self.mainConnection().query("SHOW server_version", what: "checking the connection")
+            return try rows.rows.first?.string("server_version") ?? "unknown"
         }
     }
 
@@ -108,106 +80,57 @@ public final class PostgresStore: SudoSOSDatabase, @unchecked Sendable {
         schemaReady = true
     }
 
-    /// The versions the last snapshot read. Call on `queue`.
-    var rememberedVersions: [Int: Int] {
-        get { snapshotVersions }
-        set { snapshotVersions = newValue }
-    }
 
     // MARK: - SudoSOSDatabase
 
     public func withServiceLock<T: Sendable>(_ service: String, _ body: () async throws -> T) async throws -> T {
-        let lock = try await ServiceLock.acquire(service: service, store: self)
-        logger.debug("holding the lock of service \(service)")
-        _ = try await onQueue { self.heldLocks.insert(service).inserted }
-        func release() async {
-            _ = try? await onQueue { self.heldLocks.remove(service) }
-            await lock.release()
-        }
-        do {
-            let value = try await body()
-            await release()
-            return value
-        } catch {
-            await release()
-            throw error
-        }
+        try await core.holding(
+            service, acquire: { try await ServiceLock.acquire(service: service, store: self) },
+            release: { await $0.release() }, body)
     }
 
     public func snapshot(_ request: SnapshotRequest) async throws -> Snapshot {
-        try await onQueue {
-            let connection = try self.mainConnection()
-            if !request.peers.isEmpty { try self.ensureSchema(connection) }
-            let snapshot = try SnapshotReader(connection: connection).read(request, store: self)
-            self.snapshotVersions = snapshot.users.mapValues(\.version)
-            return snapshot
-        }
+        // The peers' verdicts are read from our own table: create it first when missing.
+        if !request.peers.isEmpty { try await onQueue { try self.ensureSchema(self.mainConnection()) } }
+        return try await core.snapshot(request)
     }
+
+    public func schemaFacts() async throws -> SchemaFacts { try await core.schemaFacts() }
 
     public func apply(_ plan: Plan, runId: Int64) async throws -> Plan {
         try await onQueue {
             let connection = try self.mainConnection()
             try self.ensureSchema(connection)
-            let versions = self.snapshotVersions
-            return try self.inTransaction(connection) {
-                try PlanApplier(connection: connection, runId: runId, versions: versions).apply(plan)
+            let versions = self.core.snapshotVersions
+            let schema = self.core.snapshotSchema
+            return try connection.inTransaction {
+                try PlanApplier(connection: connection, runId: runId, versions: versions, schema: schema).apply(plan)
             }
         }
     }
 
+    /// Our run rows in `sudosos_sync.run`.
+    static let runRows = RunRowStatements(
+        closeInterrupted: """
+            UPDATE sudosos_sync.run SET finished = now(), outcome = 'crash',
+                   error = 'the run ended without recording its outcome (killed, crashed or disconnected)'
+            WHERE service = $1 AND finished IS NULL
+            """,
+        insert: "INSERT INTO sudosos_sync.run (service, started, dry_run) VALUES ($1, to_timestamp($2::float8), $3) RETURNING id",
+        lastId: nil,
+        finish: """
+            UPDATE sudosos_sync.run SET finished = to_timestamp($1::float8), outcome = $2, dry_run = $3,
+                   counts = $4::jsonb, error = $5
+            WHERE id = $6
+            """,
+        time: { String($0.timeIntervalSince1970) }, bool: PGValue.bool)
+
     public func beginRun(service: String, dryRun: Bool, startedAt: Date) async throws -> Int64 {
-        try await onQueue {
-            let connection = try self.mainConnection()
-            try self.ensureSchema(connection)
-            if self.heldLocks.contains(service) {
-                // Holding the service's lock, no other run of it can be going on: a row still
-                // open belongs to a run that was killed, crashed or lost its connection.
-                try connection.query(
-                    """
-                    UPDATE sudosos_sync.run SET finished = now(), outcome = 'crash',
-                           error = 'the run ended without recording its outcome (killed, crashed or disconnected)'
-                    WHERE service = $1 AND finished IS NULL
-                    """,
-                    [service], what: "closing the records of interrupted runs")
-            }
-            let rows = try connection.query(
-                "INSERT INTO sudosos_sync.run (service, started, dry_run) VALUES ($1, to_timestamp($2::float8), $3) RETURNING id",
-                [service, String(startedAt.timeIntervalSince1970), PGValue.bool(dryRun)],
-                what: "recording the start of the run")
-            guard let row = rows.rows.first else { throw SyncError.failed("recording the start of the run returned no id") }
-            return try row.int64("id")
-        }
+        try await core.beginRun(
+            service: service, dryRun: dryRun, startedAt: startedAt, statements: Self.runRows, ensure: ensureSchema)
     }
 
     public func finishRun(_ runId: Int64, summary: RunSummary) async throws {
-        let counts = try PGValue.json(RunCounts(summary))
-        try await onQueue {
-            let connection = try self.mainConnection()
-            try self.ensureSchema(connection)
-            try connection.query(
-                """
-                UPDATE sudosos_sync.run SET finished = to_timestamp($2::float8), outcome = $3, dry_run = $4,
-                       counts = $5::jsonb, error = $6
-                WHERE id = $1
-                """,
-                [
-                    String(runId), String(summary.finishedAt.timeIntervalSince1970), summary.outcome.rawValue,
-                    PGValue.bool(summary.dryRun), counts, summary.error,
-                ],
-                what: "recording the end of the run")
-        }
-    }
-}
-
-/// The `counts` jsonb of a `sudosos_sync.run` row.
-struct RunCounts: Encodable {
-    var entities: EntityCounts
-    var changes: [String: Int]
-    var rejected: [String: Int]
-
-    init(_ summary: RunSummary) {
-        entities = summary.entities
-        changes = summary.changes
-        rejected = summary.rejected
+        try await core.finishRun(runId, summary: summary, statements: Self.runRows, ensure: ensureSchema)
     }
 }

@@ -53,9 +53,9 @@ extension Configuration {
         ].compactMap { $0 }.filter { !$0.isEmpty }
     }
 
-    /// A password written into a `postgresql://user:password@host` URI or a `password=` pair.
+    /// A password written into a `mariadb://` / `postgresql://user:password@host` URL or a `password=` pair.
     static func passwordInURL(_ url: String) -> String? {
-        if let components = URLComponents(string: url), components.scheme?.hasPrefix("postgres") == true {
+        if let components = URLComponents(string: url), components.scheme != nil, DatabaseURL.engine(of: url) != nil {
             return components.password
         }
         return ConnInfo.parse(url)?.first { $0.key == "password" }?.value

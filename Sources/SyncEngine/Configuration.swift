@@ -47,12 +47,15 @@ public struct Configuration: Sendable, Hashable, Codable {
 
 /// `database.*`
 public struct DatabaseSettings: Sendable, Hashable, Codable {
-    /// libpq URI or conninfo (without the password).
+    /// `mariadb://` / `mysql://` URL, libpq URI or conninfo (without the password).
     public var url: String?
     /// From `database.password`, `TYPEORM_PASSWORD` or its credential file. Never logged.
     public var password: String?
-    /// Seconds libpq may take to connect before the run fails with exit 69.
+    /// How long connecting may take before the run fails with exit 69.
     public var connectTimeout: Duration
+
+    /// The engine `url` names (`nil` when there is no usable URL).
+    public var engine: DatabaseEngine? { url.flatMap(DatabaseURL.engine) }
 
     public init(url: String? = nil, password: String? = nil, connectTimeout: Duration = .seconds(10)) {
         self.url = url

@@ -26,10 +26,25 @@ struct ConfigurationDecoder {
     private func database() -> DatabaseSettings {
         var settings = DatabaseSettings()
         if let url = reader.nonEmptyString("database.url") {
-            if ConnInfo.isValid(url) {
+            switch DatabaseURL.engine(of: url) {
+            case .mariadb:
+                do {
+                    _ = try DatabaseURL.mariadb(url)
+                    settings.url = url
+                } catch {
+                    reader.problem("database.url", error.description)
+                }
+            case .postgres where ConnInfo.isValid(url):
                 settings.url = url
-            } else {
-                reader.problem("database.url", "is neither a postgresql:// URI nor a libpq conninfo (key=value ...)")
+            case .postgres, nil:
+                if let scheme = DatabaseURL.scheme(of: url) {
+                    reader.problem(
+                        "database.url",
+                        "has the unknown scheme \(Masking.scrub(scheme))://; use mariadb://, mysql://, postgresql:// or a libpq conninfo")
+                } else {
+                    reader.problem(
+                        "database.url", "is neither a mariadb:// or postgresql:// URL nor a libpq conninfo (key=value ...)")
+                }
             }
         }
         settings.password = reader.string("database.password")

@@ -2,7 +2,8 @@ import Foundation
 
 /// The keys of the configuration file and the environment variables that set them: what
 /// `ConfigurationLoader` accepts. Anything else in the file is an unknown key (exit 78).
-/// The operator's reference is docs/configuration.md; keep the two in step.
+/// The operator's reference is docs/configuration.md; keep the two in step. Each key also needs
+/// its text in `ConfigurationReference` (sudosos-sync.yaml(5)); ManualTests fail without it.
 enum ConfigurationSchema {
     /// How a leaf value may appear in messages.
     enum Display {

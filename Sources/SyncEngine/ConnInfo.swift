@@ -64,58 +64,82 @@ public enum ConnInfo {
     }
 }
 
-/// The SudoSOS backend's `TYPEORM_*` variables, turned into `database.url` (a conninfo);
-/// `TYPEORM_PASSWORD` is an ordinary variable for `database.password`.
+/// The SudoSOS backend's `TYPEORM_*` variables, turned into `database.url`: a `mariadb://` URL
+/// when `TYPEORM_CONNECTION` is `mariadb` or `mysql` (or unset: the backend's own engine), a
+/// libpq conninfo when it is `postgres`. `TYPEORM_PASSWORD` is an ordinary variable for
+/// `database.password`.
 struct TypeORMVariables {
     var environment: [String: String]
 
-    /// The variables that make up the conninfo, in the order they are written.
-    static let names = ["TYPEORM_HOST", "TYPEORM_PORT", "TYPEORM_DATABASE", "TYPEORM_USERNAME",
+    /// The variables that make up the URL, in the order they are written.
+    static let names = ["TYPEORM_CONNECTION", "TYPEORM_HOST", "TYPEORM_PORT", "TYPEORM_DATABASE", "TYPEORM_USERNAME",
                         "TYPEORM_SSL_ENABLED", "TYPEORM_SSL_CACERTS"]
 
     /// Sets `database.url` when any of them is set; returns the problems.
     func apply(to values: inout ConfigurationValues) -> [String] {
         var problems: [String] = []
-        if let connection = environment["TYPEORM_CONNECTION"],
-            !["postgres", "postgresql"].contains(connection.lowercased())
-        {
-            problems.append(
-                "database.url (from TYPEORM_CONNECTION): \"\(Masking.scrub(connection))\" is not supported; sudosos-sync speaks PostgreSQL only (use postgres)")
-        }
-        let present = Self.names.filter { environment[$0] != nil }
-        guard !present.isEmpty else { return problems }
-        var pairs: [String] = []
-        if let host = environment["TYPEORM_HOST"] { pairs.append(ConnInfo.pair("host", host)) }
-        if let port = environment["TYPEORM_PORT"] {
-            if let number = Int(port), (1...65535).contains(number) {
-                pairs.append(ConnInfo.pair("port", port))
-            } else {
-                problems.append("database.url (from TYPEORM_PORT): \"\(Masking.scrub(port))\" is not a port number (1 to 65535)")
+        var engine = DatabaseEngine.mariadb
+        if let connection = environment["TYPEORM_CONNECTION"], !connection.isEmpty {
+            switch connection.lowercased() {
+            case "mariadb", "mysql": engine = .mariadb
+            case "postgres", "postgresql": engine = .postgres
+            default:
+                problems.append(
+                    "database.url (from TYPEORM_CONNECTION): \"\(Masking.scrub(connection))\" is not supported; use mariadb, mysql or postgres")
             }
         }
-        if let database = environment["TYPEORM_DATABASE"] { pairs.append(ConnInfo.pair("dbname", database)) }
-        if let user = environment["TYPEORM_USERNAME"] { pairs.append(ConnInfo.pair("user", user)) }
+        let present = Self.names.filter { environment[$0] != nil }
+        guard present.contains(where: { $0 != "TYPEORM_CONNECTION" }) else { return problems }
+        let host = environment["TYPEORM_HOST"], database = environment["TYPEORM_DATABASE"]
+        let user = environment["TYPEORM_USERNAME"]
+        var port: String?
+        if let text = environment["TYPEORM_PORT"] {
+            if let number = Int(text), (1...65535).contains(number) {
+                port = text
+            } else {
+                problems.append("database.url (from TYPEORM_PORT): \"\(Masking.scrub(text))\" is not a port number (1 to 65535)")
+            }
+        }
+        var tls = false, caFile: String?
         if let ssl = environment["TYPEORM_SSL_ENABLED"] {
-            switch ssl.lowercased() {
-            case "true", "1", "yes", "on":
-                pairs.append(ConnInfo.pair("sslmode", "verify-full"))
-                if let ca = environment["TYPEORM_SSL_CACERTS"], !ca.isEmpty {
-                    if ca.contains("-----BEGIN") {
-                        problems.append(
-                            "database.url (from TYPEORM_SSL_CACERTS): holds a certificate; sudosos-sync needs the path of the CA file")
-                    } else {
-                        pairs.append(ConnInfo.pair("sslrootcert", ca))
-                    }
-                }
-            case "false", "0", "no", "off", "":
-                break
-            default:
+            if let on = DatabaseURL.bool(ssl) {
+                tls = on
+            } else {
                 problems.append(
                     "database.url (from TYPEORM_SSL_ENABLED): \"\(Masking.scrub(ssl))\" is not a boolean (use true or false)")
             }
         }
-        guard !pairs.isEmpty else { return problems }
-        values.set("database.url", pairs.joined(separator: " "), from: .variable(present.joined(separator: ", ")))
+        if tls, let ca = environment["TYPEORM_SSL_CACERTS"], !ca.isEmpty {
+            if ca.contains("-----BEGIN") {
+                problems.append(
+                    "database.url (from TYPEORM_SSL_CACERTS): holds a certificate; sudosos-sync needs the path of the CA file")
+            } else {
+                caFile = ca
+            }
+        }
+        let url: String
+        switch engine {
+        case .mariadb:
+            guard database?.isEmpty == false else {
+                problems.append("database.url (from TYPEORM_*): TYPEORM_DATABASE is not set (the MariaDB database to use)")
+                return problems
+            }
+            var query: [URLQueryItem] = []
+            if tls { query.append(URLQueryItem(name: "ssl", value: "true")) }
+            if let caFile { query.append(URLQueryItem(name: "sslca", value: caFile)) }
+            url = DatabaseURL.mariadbURL(host: host, port: port, database: database, user: user, query: query)
+        case .postgres:
+            var pairs: [String] = []
+            if let host { pairs.append(ConnInfo.pair("host", host)) }
+            if let port { pairs.append(ConnInfo.pair("port", port)) }
+            if let database { pairs.append(ConnInfo.pair("dbname", database)) }
+            if let user { pairs.append(ConnInfo.pair("user", user)) }
+            if tls { pairs.append(ConnInfo.pair("sslmode", "verify-full")) }
+            if let caFile { pairs.append(ConnInfo.pair("sslrootcert", caFile)) }
+            guard !pairs.isEmpty else { return problems }
+            url = pairs.joined(separator: " ")
+        }
+        values.set("database.url", url, from: .variable(present.joined(separator: ", ")))
         return problems
     }
 }

@@ -1,18 +1,22 @@
 import Foundation
 import Logging
 
-/// Runs one service once: lock → prepare → snapshot → guard → fetch → plan → validate →
+/// Runs one service once: lock → schema check → prepare → snapshot → guard → fetch → plan → validate →
 /// threshold → apply (or only plan, on a dry run) → record. Owned by the foundation; see
 /// docs/architecture.md and docs/database.md.
 public struct SyncRunner: Sendable {
     public var database: any SudoSOSDatabase
     public var threshold: DeletionThreshold
     public var logger: Logger
+    /// `services.NAME.timeout`: the sources give up a little before it (`RunDeadline`), and a
+    /// run whose plan is still not made when it passes fails without writing. nil: no limit.
+    public var timeout: Duration?
 
-    public init(database: any SudoSOSDatabase, threshold: DeletionThreshold, logger: Logger) {
+    public init(database: any SudoSOSDatabase, threshold: DeletionThreshold, logger: Logger, timeout: Duration? = nil) {
         self.database = database
         self.threshold = threshold
         self.logger = logger
+        self.timeout = timeout
     }
 
     /// One run of `service`. Never throws: every way a run can end is a `RunResult`.
@@ -29,6 +33,9 @@ public struct SyncRunner: Sendable {
     /// - `entities.skipped` adds the snapshot's users the service's guard did not target.
     public func run<S: SyncService>(_ service: S, dryRun: Bool, reporter: any RunReporter) async -> RunResult {
         let startedAt = Date()
+        let started = ContinuousClock.now
+        let deadline = timeout.map { RunDeadline(timeout: $0, from: started) }
+        let reporter = PhaseReporter(reporter)
         var logger = self.logger
         logger[metadataKey: "service"] = "\(service.name)"
         logger.info("run started\(dryRun ? " (dry run)" : "")")
@@ -40,7 +47,10 @@ public struct SyncRunner: Sendable {
             reporter.heartbeat(phase: "lock")
             try await database.withServiceLock(service.name) {
                 runId = try await database.beginRun(service: service.name, dryRun: dryRun, startedAt: startedAt)
-                let planned = try await makePlan(service, dryRun: dryRun, reporter: reporter, logger: logger)
+                let runLogger = logger
+                let planned = try await withinTimeout(started, service: service.name, phase: reporter) {
+                    try await makePlan(service, dryRun: dryRun, reporter: reporter, logger: runLogger, deadline: deadline)
+                }
                 plan = planned
                 if case .refused(let why) = threshold.check(planned) {
                     throw SyncError.refused("plan refused by the deletion threshold: \(why); nothing was written")
@@ -78,15 +88,20 @@ public struct SyncRunner: Sendable {
         return RunResult(summary: summary, plan: plan, exitCode: syncError?.exitCode ?? .success)
     }
 
-    /// prepare → snapshot → guard → fetch → plan → validate.
+    /// schema check → prepare → snapshot → guard → fetch → plan → validate.
     private func makePlan<S: SyncService>(
-        _ service: S, dryRun: Bool, reporter: any RunReporter, logger: Logger
+        _ service: S, dryRun: Bool, reporter: any RunReporter, logger: Logger, deadline: RunDeadline?
     ) async throws -> Plan {
-        let context = RunContext(logger: logger, reporter: reporter, dryRun: dryRun)
+        let context = RunContext(logger: logger, reporter: reporter, dryRun: dryRun, deadline: deadline)
+        // Before anything else: every column this run reads or writes must exist with its type.
+        reporter.heartbeat(phase: "schema")
+        var request = service.snapshotRequest
+        request.schema = try SudoSOSSchema.resolve(try await database.schemaFacts(), for: request)
+        logger.debug("SudoSOS schema: \(request.schema.memberTable), \(request.schema.membershipTable), \(request.schema.termsOfService.rawValue)")
         reporter.heartbeat(phase: "prepare")
         try await service.prepare(context: context)
         reporter.heartbeat(phase: "snapshot")
-        let snapshot = try await database.snapshot(service.snapshotRequest)
+        let snapshot = try await database.snapshot(request)
         let targeted = snapshot.users.values.filter { service.shouldSync($0, in: snapshot) }.sorted { $0.id < $1.id }
         logger.info("\(targeted.count) of \(snapshot.users.count) users targeted")
         reporter.heartbeat(phase: "fetch")
@@ -97,6 +112,33 @@ public struct SyncRunner: Sendable {
         reporter.heartbeat(phase: "validate")
         plan = Validation.validate(plan)
         return plan
+    }
+
+    /// `body`, unless the run's timeout passes first: then the run fails at once (the body,
+    /// stuck in a call that cannot be interrupted, is left behind and cancelled; it makes no
+    /// writes: the plan is applied only after it returns). The sources normally give up
+    /// before this (`RunDeadline`); this is the guarantee that `once` ends within its timeout.
+    private func withinTimeout<T: Sendable>(
+        _ started: ContinuousClock.Instant, service: String, phase: PhaseReporter,
+        _ body: @escaping @Sendable () async throws -> T
+    ) async throws -> T {
+        guard let timeout else { return try await body() }
+        let race = Race<T>()
+        let result: Result<T, any Error> = await withCheckedContinuation { continuation in
+            race.set(continuation)
+            race.work = Task {
+                do { race.finish(.success(try await body())) } catch { race.finish(.failure(error)) }
+            }
+            race.timer = Task {
+                try? await Task.sleep(until: started + timeout, clock: .continuous)
+                race.finish(.failure(SyncError.failed(
+                    "the run did not finish within services.\(service).timeout (\(RunDeadline.describe(timeout))): "
+                        + "it hung at \(phase.phase); nothing was written")))
+            }
+        }
+        race.work?.cancel()
+        race.timer?.cancel()
+        return try result.get()
     }
 
     /// Writes the `sudosos_sync.run` row; a failure to record is logged, not fatal (the changes
@@ -139,6 +181,55 @@ public struct SyncRunner: Sendable {
         } else {
             logger.info("\(line)")
         }
+    }
+}
+
+/// Passes everything on and remembers the last phase, for the timeout's message.
+final class PhaseReporter: RunReporter, @unchecked Sendable {
+    private let inner: any RunReporter
+    private let lock = NSLock()
+    private var last = "the start"
+
+    init(_ inner: any RunReporter) { self.inner = inner }
+
+    var phase: String { lock.withLock { last } }
+
+    func heartbeat(phase: String) {
+        lock.withLock { last = "phase \"\(phase)\"" }
+        inner.heartbeat(phase: phase)
+    }
+
+    func sourceRequest(ok: Bool, seconds: Double) { inner.sourceRequest(ok: ok, seconds: seconds) }
+}
+
+/// The first of a piece of work and its timer, once.
+private final class Race<T: Sendable>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var continuation: CheckedContinuation<Result<T, any Error>, Never>?
+    private var done = false
+    var work: Task<Void, Never>? {
+        get { lock.withLock { _work } }
+        set { lock.withLock { _work = newValue } }
+    }
+    var timer: Task<Void, Never>? {
+        get { lock.withLock { _timer } }
+        set { lock.withLock { _timer = newValue } }
+    }
+    private var _work: Task<Void, Never>?
+    private var _timer: Task<Void, Never>?
+
+    func set(_ continuation: CheckedContinuation<Result<T, any Error>, Never>) {
+        lock.withLock { self.continuation = continuation }
+    }
+
+    func finish(_ result: Result<T, any Error>) {
+        let continuation: CheckedContinuation<Result<T, any Error>, Never>? = lock.withLock {
+            guard !done else { return nil }
+            done = true
+            defer { self.continuation = nil }
+            return self.continuation
+        }
+        continuation?.resume(returning: result)
     }
 }
 

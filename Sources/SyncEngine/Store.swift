@@ -1,18 +1,24 @@
 import Foundation
 
-/// What the engine needs from the SudoSOS database. `SudoSOSStore.PostgresStore` implements it
-/// over libpq.
+/// What the engine needs from the SudoSOS database. `SudoSOSStore.MariaDBStore` implements it
+/// over MariaDB Connector/C (the real SudoSOS), `SudoSOSStore.PostgresStore` over libpq.
 public protocol SudoSOSDatabase: Sendable {
-    /// Holds the service's advisory lock (`pg_try_advisory_lock`) while `body` runs.
+    /// Holds the service's lock (`GET_LOCK()` / `pg_try_advisory_lock`) while `body` runs.
     /// Throws `SyncError.locked` at once if another session holds it.
     func withServiceLock<T: Sendable>(_ service: String, _ body: () async throws -> T) async throws -> T
 
-    /// Reads the rows a run needs (a constant number of queries).
+    /// What the database's schema is: the columns (with their `information_schema` data types)
+    /// of the tables in `SudoSOSSchema.tablesOfInterest` that exist, and TypeORM's `migrations`
+    /// rows (nil without that table). Reads only; the runner calls it before every snapshot.
+    func schemaFacts() async throws -> SchemaFacts
+
+    /// Reads the rows a run needs (a constant number of queries), in the tables and columns of
+    /// `request.schema`; `apply` then writes in that same variant.
     func snapshot(_ request: SnapshotRequest) async throws -> Snapshot
 
     /// Applies `plan` in one transaction: only the rows that change, TypeORM's version and
-    /// updatedAt rules, one `sudosos_sync.audit` row per change, the plan's verdicts. Rolls back
-    /// on any error.
+    /// updatedAt rules, one audit row per change (`sudosos_sync_audit` / `sudosos_sync.audit`),
+    /// the plan's verdicts. Rolls back on any error.
     ///
     /// A deletion (`deleteUser`) happens only if the user's balance, computed inside the
     /// transaction with the user's row locked (so no purchase or transfer can be written for

@@ -2,7 +2,8 @@ import Foundation
 
 /// The SudoSOS rows the sync services read, as plain values.
 ///
-/// Column names follow SudoSOS's TypeORM entities (camelCase, see docs/sudosos-schema.md).
+/// Column names follow SudoSOS's TypeORM entities (camelCase; the schema versions and their
+/// names: docs/database.md, fixtures/sql/README.md).
 
 /// `user.type` in SudoSOS.
 public enum UserType: String, Sendable, Codable, CaseIterable, Hashable {
@@ -206,13 +207,24 @@ public struct Snapshot: Sendable, Codable, Hashable {
 public struct SnapshotRequest: Sendable, Hashable {
     public var userTypes: Set<UserType>
     public var includeBalances: Bool
+    /// The tables the service may write (their columns are checked before the run).
+    public var writes: Set<WrittenTable>
+    /// The schema variant to read and write: the runner sets the one `SudoSOSSchema.resolve`
+    /// found before it asks for the snapshot, and the store writes the plan in the same variant.
+    public var schema: SudoSOSSchema
 
-    /// The other services whose latest verdicts to read (`sudosos_sync.verdict`).
+    /// The other services whose latest verdicts to read (`sudosos_sync.verdict` /
+    /// `sudosos_sync_verdict`).
     public var peers: [PeerRequest]
 
-    public init(userTypes: Set<UserType>, includeBalances: Bool = false, peers: [PeerRequest] = []) {
+    public init(
+        userTypes: Set<UserType>, includeBalances: Bool = false, writes: Set<WrittenTable> = Set(WrittenTable.allCases),
+        schema: SudoSOSSchema = .may2026, peers: [PeerRequest] = []
+    ) {
         self.userTypes = userTypes
         self.includeBalances = includeBalances
+        self.writes = writes
+        self.schema = schema
         self.peers = peers
     }
 }

@@ -38,17 +38,55 @@ extension SyncService {
     public func prepare(context: RunContext) async throws {}
 }
 
-/// What a run hands to its service: a logger and a way to report progress and source requests.
+/// What a run hands to its service: a logger, a way to report progress and source requests,
+/// and the moment by which its source requests must have given up.
 public struct RunContext: Sendable {
     public var logger: Logger
     public var reporter: any RunReporter
     public var dryRun: Bool
+    /// nil: no run timeout (only the sources' own timeouts apply).
+    public var deadline: RunDeadline?
 
-    public init(logger: Logger, reporter: any RunReporter, dryRun: Bool) {
+    public init(logger: Logger, reporter: any RunReporter, dryRun: Bool, deadline: RunDeadline? = nil) {
         self.logger = logger
         self.reporter = reporter
         self.dryRun = dryRun
+        self.deadline = deadline
     }
+}
+
+/// The service's `timeout` as the sources see it: every network wait of the run is cut to end
+/// by `sourcesBy`, a little before the timeout itself, so a hung source fails the run with a
+/// message naming what hung (and the runner still records it) instead of the run being killed.
+public struct RunDeadline: Sendable, Hashable {
+    /// The configured timeout (`services.NAME.timeout`).
+    public var timeout: Duration
+    /// When source requests must have given up.
+    public var sourcesBy: ContinuousClock.Instant
+
+    /// From `start`: the sources get the timeout less a fifth of it (at most 10 s), which is
+    /// left for the database work, the record of the run and the exit that follow.
+    public init(timeout: Duration, from start: ContinuousClock.Instant = .now) {
+        self.timeout = timeout
+        sourcesBy = start + timeout - Self.reserve(of: timeout)
+    }
+
+    static func reserve(of timeout: Duration) -> Duration { min(timeout / 5, .seconds(10)) }
+
+    /// `9.0s`: a duration for messages.
+    public static func describe(_ duration: Duration) -> String {
+        let (seconds, attoseconds) = duration.components
+        let value = Double(seconds) + Double(attoseconds) / 1e18
+        return "\((value * 10).rounded() / 10)s"
+    }
+
+    /// What is left of the sources' time (zero when past), and `wanted` cut to it.
+    public var remaining: Duration { max(.zero, sourcesBy - .now) }
+
+    public func limit(_ wanted: Duration) -> Duration { min(wanted, remaining) }
+
+    /// True when `wanted` had to be cut.
+    public func cuts(_ wanted: Duration) -> Bool { remaining < wanted }
 }
 
 /// Events a run reports while it works. In a supervised child they travel to the supervisor

@@ -6,7 +6,7 @@ import FoundationNetworking
 /// A running `gewisdb-fake` process on a free loopback port, for one test (the GEWISDB and the
 /// cross-service integration tests).
 public final class FakeGEWISDB: @unchecked Sendable {
-    let process: Process
+    public let process: Process
     public let port: Int
     public let apiKey: String
     private let directory: URL

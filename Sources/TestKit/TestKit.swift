@@ -1,4 +1,5 @@
 import Foundation
+import SudoSOSStore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -85,33 +86,96 @@ public func runProcess(
     try runChildBlocking(executable, arguments, environment: environment, stdin: stdin)
 }
 
-/// A database of its own for one test, cloned from the template the harness loaded with the
-/// SudoSOS tables. Drop it when done (`drop()`); leftovers vanish with the throwaway server.
+/// The database engines the store speaks; integration suites run against each
+/// (`@Test(arguments: Engine.allCases)`).
+public enum Engine: String, CaseIterable, Sendable, CustomStringConvertible {
+    case mariadb, postgres
+
+    public var description: String { rawValue }
+
+    /// A boolean as the engine's command-line client prints it (`t`/`f`, `1`/`0`).
+    public func bool(_ value: Bool) -> String {
+        switch self {
+        case .postgres: return value ? "t" : "f"
+        case .mariadb: return value ? "1" : "0"
+        }
+    }
+}
+
+/// A database of its own for one test, with SudoSOS's tables (the harness's template, May 2026
+/// schema). PostgreSQL clones the template database; MariaDB has no template databases, so
+/// the harness dumps the template once and each test loads that dump into a database of its
+/// own. Drop it when done (`drop()`); leftovers vanish with the throwaway server.
 public struct TemporaryDatabase: Sendable {
-    /// libpq URI of the new database (superuser, trust auth on loopback).
+    public let engine: Engine
+    /// URL of the new database (`postgresql://` or `mariadb://`; superuser, no password, loopback).
     public let url: String
     public let name: String
     private let serverURL: String
 
-    public static func create() throws -> TemporaryDatabase {
-        let server = try TestEnvironment.require("SUDOSOS_TEST_PG_URL")
-        let template = try TestEnvironment.require("SUDOSOS_TEST_PG_TEMPLATE")
+    public static func create(_ engine: Engine = .postgres, schema: SudoSOSTestSchema = .default) throws -> TemporaryDatabase {
         let name = "t_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(20)
-        try psql(server, "CREATE DATABASE \(name) TEMPLATE \(template)")
-        guard let slash = server.lastIndex(of: "/") else { throw TestEnvironment.Missing(key: "SUDOSOS_TEST_PG_URL") }
-        return TemporaryDatabase(url: server[..<slash] + "/" + name, name: String(name), serverURL: server)
+        switch engine {
+        case .postgres:
+            let server = try TestEnvironment.require("SUDOSOS_TEST_PG_URL")
+            let template = try TestEnvironment.require("SUDOSOS_TEST_PG_TEMPLATE" + schema.variableSuffix)
+            try psql(server, "CREATE DATABASE \(name) TEMPLATE \(template)")
+            guard let slash = server.lastIndex(of: "/") else { throw TestEnvironment.Missing(key: "SUDOSOS_TEST_PG_URL") }
+            return TemporaryDatabase(engine: engine, url: server[..<slash] + "/" + name, name: String(name), serverURL: server)
+        case .mariadb:
+            let server = try TestEnvironment.require("SUDOSOS_TEST_MARIADB_URL")
+            let dump = try TestEnvironment.require("SUDOSOS_TEST_MARIADB_DUMP" + schema.variableSuffix)
+            guard let slash = server.lastIndex(of: "/") else { throw TestEnvironment.Missing(key: "SUDOSOS_TEST_MARIADB_URL") }
+            let database = TemporaryDatabase(engine: engine, url: server[..<slash] + "/" + name, name: String(name), serverURL: server)
+            try mariadb(server, "CREATE DATABASE \(name) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+            try mariadb(database.url, nil, stdin: try String(contentsOfFile: dump, encoding: .utf8))
+            return database
+        }
     }
 
-    /// Runs SQL against this database through `psql` and returns its unaligned output
-    /// (`|`-separated columns, one row a line).
+    /// Runs SQL against this database through the engine's client and returns its output:
+    /// `|`-separated columns, one row a line, NULL as an empty string (psql's unaligned form).
+    /// On MariaDB the session has `ANSI_QUOTES`, so `"user"."firstName"` quotes as on PostgreSQL.
     @discardableResult
     public func sql(_ statement: String) throws -> String {
-        try psql(url, statement)
+        switch engine {
+        case .postgres: return try psql(url, statement)
+        case .mariadb: return try mariadb(url, statement)
+        }
     }
 
     public func drop() {
-        _ = try? psql(serverURL, "DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
+        switch engine {
+        case .postgres: _ = try? psql(serverURL, "DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
+        case .mariadb: _ = try? mariadb(serverURL, "DROP DATABASE IF EXISTS \(name)")
+        }
     }
+}
+
+/// Runs `statement` (or `stdin`) with the `mariadb` client on the database of a
+/// `mariadb://root@HOST:PORT/DB` URL; output as `psql` gives it (see `TemporaryDatabase.sql`).
+@discardableResult
+func mariadb(_ url: String, _ statement: String?, stdin: String? = nil) throws -> String {
+    guard let components = URLComponents(string: url), let host = components.host, let port = components.port else {
+        throw TestEnvironment.Missing(key: "SUDOSOS_TEST_MARIADB_URL")
+    }
+    var arguments = [
+        "--no-defaults", "--protocol=tcp", "-h", host, "-P", String(port), "-u", components.user ?? "root",
+        "--batch", "--skip-column-names", "--raw", "--default-character-set=utf8mb4",
+        "--init-command=SET SESSION sql_mode = CONCAT_WS(',', @@SESSION.sql_mode, 'ANSI_QUOTES')",
+    ]
+    if let statement { arguments += ["-e", statement] }
+    arguments.append(String(components.path.dropFirst()))
+    let result = try runProcess("/usr/bin/mariadb", arguments, stdin: stdin)
+    guard result.status == 0 else {
+        throw PSQLFailed(statement: statement ?? "(script)", stderr: result.stderr)
+    }
+    // Only newlines are trimmed: trailing tabs are empty last columns.
+    return result.stdout.trimmingCharacters(in: .newlines).split(separator: "\n", omittingEmptySubsequences: false)
+        .map { line in
+            line.split(separator: "\t", omittingEmptySubsequences: false).map { $0 == "NULL" ? "" : String($0) }
+                .joined(separator: "|")
+        }.joined(separator: "\n")
 }
 
 @discardableResult
@@ -127,4 +191,63 @@ public struct PSQLFailed: Error, CustomStringConvertible {
     public var statement: String
     public var stderr: String
     public var description: String { "psql failed: \(stderr) (statement: \(statement))" }
+}
+
+/// Another process holding a service's lock: a client child (`psql` / `mariadb`) that takes it
+/// (`pg_advisory_lock` / `GET_LOCK()`) and keeps its session open until `release()` closes its
+/// stdin. Wait for `isHeld()` before relying on it.
+public final class ServiceLockHolder {
+    private let process = Process()
+    private let input = Pipe()
+    private let database: TemporaryDatabase
+    private let service: String
+
+    public init(_ database: TemporaryDatabase, service: String) throws {
+        self.database = database
+        self.service = service
+        let statement: String
+        switch database.engine {
+        case .postgres:
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/psql")
+            process.arguments = ["-X", "-q", "-v", "ON_ERROR_STOP=1", database.url]
+            statement = "SELECT pg_advisory_lock(\(AdvisoryLockKey.service(service)));\n"
+        case .mariadb:
+            guard let url = URLComponents(string: database.url), let host = url.host, let port = url.port else {
+                throw TestEnvironment.Missing(key: "SUDOSOS_TEST_MARIADB_URL")
+            }
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/mariadb")
+            process.arguments = ["--no-defaults", "--protocol=tcp", "-h", host, "-P", String(port), "-uroot", database.name]
+            statement = "SELECT GET_LOCK('\(MariaDBStore.lockName(service: service, database: database.name))', 60);\n"
+        }
+        process.standardInput = input
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        input.fileHandleForWriting.write(Data(statement.utf8))
+    }
+
+    /// Whether some session holds the service's lock for the database.
+    public func isHeld() throws -> Bool { try Self.isHeld(database, service: service) }
+
+    /// Whether some session holds `service`'s lock for `database`.
+    public static func isHeld(_ database: TemporaryDatabase, service: String) throws -> Bool {
+        switch database.engine {
+        case .postgres:
+            let bits = UInt64(bitPattern: AdvisoryLockKey.service(service))
+            return try database.sql(
+                """
+                SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted
+                  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                  AND classid = \(bits >> 32) AND objid = \(bits & 0xffff_ffff) AND objsubid = 1
+                """) == "1"
+        case .mariadb:
+            let name = MariaDBStore.lockName(service: service, database: database.name)
+            return try database.sql("SELECT IS_USED_LOCK('\(name)') IS NOT NULL") == "1"
+        }
+    }
+
+    public func release() {
+        try? input.fileHandleForWriting.close()
+        process.waitUntilExit()
+    }
 }

@@ -8,6 +8,8 @@ enum Fault: String, Sendable {
     case flaky
     /// HTTP 200 whose body is not JSON.
     case garbage
+    /// HTTP 200 with JSON of the wrong shape (`data` a list, the names numbers).
+    case misshapen
     /// The answer comes after `--slow-ms` (to trip the client's request timeout).
     case slow
     /// The connection is closed without an answer.
@@ -125,6 +127,8 @@ final class FakeDirectory: @unchecked Sendable {
                 if Self.share(lidnr, salt: 1) < options.failRatio { fault = .error }
                 else if Self.share(lidnr, salt: 2) < options.flakyRatio { fault = .flaky }
                 else if Self.share(lidnr, salt: 3) < options.garbageRatio { fault = .garbage }
+                else if Self.share(lidnr, salt: 4) < options.misshapenRatio { fault = .misshapen }
+                else if Self.share(lidnr, salt: 5) < options.slowRatio { fault = .slow }
             }
             if fault == .flaky { fault = count == 0 ? .error : nil }
             return (member, fault)
@@ -182,11 +186,13 @@ final class FakeDirectory: @unchecked Sendable {
                 case "healthy":
                     guard let flag = Bool(value) else { return "healthy: not true/false" }
                     healthy = flag
-                case "fail_ratio", "flaky_ratio", "garbage_ratio":
+                case "fail_ratio", "flaky_ratio", "garbage_ratio", "misshapen_ratio", "slow_ratio":
                     guard let ratio = Double(value) else { return "\(key): not a number" }
                     if key == "fail_ratio" { options.failRatio = ratio }
                     if key == "flaky_ratio" { options.flakyRatio = ratio }
                     if key == "garbage_ratio" { options.garbageRatio = ratio }
+                    if key == "misshapen_ratio" { options.misshapenRatio = ratio }
+                    if key == "slow_ratio" { options.slowRatio = ratio }
                 case "latency_ms":
                     guard let ms = Int(value) else { return "latency_ms: not a number" }
                     options.latencyMilliseconds = ms

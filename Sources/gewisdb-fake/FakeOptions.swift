@@ -25,6 +25,10 @@ struct FakeOptions: Sendable {
     var flakyRatio = 0.0
     /// Share of members whose 200 answer is not JSON.
     var garbageRatio = 0.0
+    /// Share of members whose 200 answer is JSON of the wrong shape.
+    var misshapenRatio = 0.0
+    /// Share of members that answer after `--slow-ms` (health stays quick).
+    var slowRatio = 0.0
     var syncPaused: Bool?
     var healthy: Bool?
     /// Answer /health without the `sync_paused` key (as servers before GEWISDB 4.x do).
@@ -33,7 +37,7 @@ struct FakeOptions: Sendable {
     static let usage = """
         usage: gewisdb-fake [--host 127.0.0.1] [--port 0] [--port-file FILE] [--members FILE] [--generate N]
                             [--api-key KEY] [--basic USER:PASSWORD] [--latency-ms N] [--slow-ms N]
-                            [--fail-ratio R] [--flaky-ratio R] [--garbage-ratio R] [--sync-paused] [--unhealthy]
+                            [--fail-ratio R] [--flaky-ratio R] [--garbage-ratio R] [--misshapen-ratio R] [--slow-ratio R] [--sync-paused] [--unhealthy]
                             [--no-sync-paused-key]
         A GEWISDB API server for tests, benchmarks and the local demo. Prints `listening on HOST:PORT`.
         """
@@ -64,6 +68,8 @@ struct FakeOptions: Sendable {
             case "--fail-ratio": options.failRatio = try number(flag)
             case "--flaky-ratio": options.flakyRatio = try number(flag)
             case "--garbage-ratio": options.garbageRatio = try number(flag)
+            case "--misshapen-ratio": options.misshapenRatio = try number(flag)
+            case "--slow-ratio": options.slowRatio = try number(flag)
             case "--sync-paused": options.syncPaused = true
             case "--unhealthy": options.healthy = false
             case "--no-sync-paused-key": options.omitSyncPaused = true

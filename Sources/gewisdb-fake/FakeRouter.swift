@@ -46,6 +46,8 @@ struct FakeRouter: Sendable {
             switch fault {
             case .error, .flaky: return .json(500, Self.serverError, delay: latency)
             case .garbage: return .json(200, "<html><body>Service temporarily overloaded</body></html>", delay: latency)
+            case .misshapen:
+                return .json(200, #"{"status":"success","data":[{"lidnr":\#(lidnr),"given_name":42,"family_name":["x"]}]}"#, delay: latency)
             case .slow: return FakeAnswer(status: 200, body: member.body, delayMilliseconds: directory.slowMilliseconds)
             case .drop: return FakeAnswer(status: 0, body: [], delayMilliseconds: latency, drop: true)
             case nil: return FakeAnswer(status: 200, body: member.body, delayMilliseconds: latency)

@@ -6,8 +6,9 @@ import Synchronization
 
 /// `sudosos-sync check-config [--connect] [--config FILE]`: lists every configuration problem
 /// (one line each, exit 78) or prints `configuration OK: services ...`; with `--connect` also
-/// reaches the database and each enabled service's source (one line each, exit 69 when one is
-/// unreachable, 75 when a source is not ready).
+/// reaches the database, checks the SudoSOS schema against what the enabled services need (as
+/// every run does first; exit 78 when a column is missing), and reaches each enabled service's
+/// source (one line each, exit 69 when one is unreachable, 75 when a source is not ready).
 struct CheckConfigCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check-config",
@@ -35,11 +36,25 @@ struct CheckConfigCommand: AsyncParsableCommand {
         var failures: [SyncError] = []
         let database = configuration.database
         let timeout = database.connectTimeout + .seconds(5)
-        if let error = await attempt(within: timeout, { try await DatabaseAccess.check(database, logger: logger) }) {
+        if let error = await attempt(within: timeout, {
+            let server = try await DatabaseAccess.check(database, logger: logger)
+            say("database: reachable (\(server))")
+        }) {
             failures.append(error)
             say("database: unreachable: \(error.message)")
-        } else {
-            say("database: reachable")
+        }
+        if failures.isEmpty && !enabled.isEmpty {
+            // The check every run makes first: the SudoSOS schema has what the services need.
+            let verdict = Mutex<String?>(nil)
+            if let error = await attempt(within: timeout, {
+                let line = try await Self.checkSchema(configuration, services: enabled, logger: logger)
+                verdict.withLock { $0 = line }
+            }) {
+                failures.append(error)
+                say("schema: \(error.message)")
+            } else if let line = verdict.withLock({ $0 }) {
+                say("schema: \(line)")
+            }
         }
         for name in enabled {
             let context = RunContext(logger: logger, reporter: SilentReporter(), dryRun: true)
@@ -56,6 +71,21 @@ struct CheckConfigCommand: AsyncParsableCommand {
             }
         }
         if let code = Self.exitCode(for: failures) { throw ArgumentParser.ExitCode(code.rawValue) }
+    }
+
+    /// Reads the SudoSOS schema's facts and checks them against what each service's runs read
+    /// and write (`SudoSOSSchema.resolve`); the line to print when every service is satisfied.
+    static func checkSchema(_ configuration: Configuration, services: [String], logger: Logger) async throws -> String {
+        let store = try await DatabaseAccess.open(configuration.database, logger: logger)
+        let facts = try await store.schemaFacts()
+        var schema: SudoSOSSchema?
+        for name in services {
+            schema = try SudoSOSSchema.resolve(facts, for: try Services.make(name, from: configuration).snapshotRequest)
+        }
+        let newest = facts.newestMigration.map { "newest migration recorded: \($0.name)" }
+            ?? (facts.migrations == nil ? "no migrations table" : "no migration recorded")
+        let terms = schema?.termsOfService == .tosRequired ? "tosRequired" : "acceptedToS"
+        return "supported (\(newest); \(schema?.memberTable ?? "member_user"), \(schema?.membershipTable ?? "organ_membership"), \(terms))"
     }
 
     /// The worst of the failures: unreachable (69) over configuration (78) over not ready (75)

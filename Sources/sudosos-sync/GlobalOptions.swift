@@ -6,7 +6,7 @@ import Synchronization
 
 /// Options every command that reads the configuration takes.
 struct GlobalOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("Configuration file (default: $SUDOSOS_SYNC_CONFIG, else /etc/sudosos-sync/config.yaml).", valueName: "file"))
+    @Option(name: .long, help: ArgumentHelp("Configuration file (default: $SUDOSOS_SYNC_CONFIG, else /etc/sudosos-sync/config.yaml).", valueName: "file"), completion: .configurationFile)
     var config: String?
 
     @Option(name: .long, help: ArgumentHelp("trace, debug, info, notice, warning, error or critical (default: $SUDOSOS_SYNC_LOG_LEVEL, else info).", valueName: "level"))
@@ -38,6 +38,11 @@ struct GlobalOptions: ParsableArguments {
 
     /// The loader for this command line and the process environment.
     var loader: ConfigurationLoader { ConfigurationLoader(path: config) }
+}
+
+extension CompletionKind {
+    /// `--config`: YAML files (and folders to descend into), for `--generate-completion-script`.
+    static var configurationFile: CompletionKind { .file(extensions: ["yaml", "yml"]) }
 }
 
 extension Logger.Level: @retroactive ExpressibleByArgument {

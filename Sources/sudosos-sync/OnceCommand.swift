@@ -12,7 +12,7 @@ struct OnceCommand: AsyncParsableCommand {
         abstract: "Run one service once in the foreground and print its change report."
     )
 
-    @Argument(help: ArgumentHelp("The service to run: \(Services.names.joined(separator: " or ")).", valueName: "service"))
+    @Argument(help: ArgumentHelp("The service to run: \(Services.names.joined(separator: " or ")).", valueName: "service"), completion: .list(Services.names))
     var service: String
 
     @Flag(name: .long, help: "Plan and print the changes; write nothing.")

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BuildInfo
 import Foundation
 import Logging
 import Observability
@@ -23,10 +24,12 @@ struct RunCommand: AsyncParsableCommand {
         } catch let error as SyncError {
             throw CommandFailure.report(error, to: logger)
         }
-        let metrics = SyncMetrics(services: configuration.plans.map(\.name).sorted(), version: SupervisorVersion.current)
+        let build = BuildInfo.current
+        let metrics = SyncMetrics(
+            services: configuration.plans.map(\.name).sorted(), version: build.version, revision: build.revision,
+            swiftVersion: build.swiftVersion)
         let supervisor = Supervisor(
-            configuration: configuration, source: source, metrics: metrics, logger: logger,
-            version: SupervisorVersion.current)
+            configuration: configuration, source: source, metrics: metrics, logger: logger, version: build.version)
         let endpoint = HTTPEndpoint(
             host: configuration.metrics.listenHost, port: configuration.metrics.listenPort, metrics: metrics,
             control: supervisor, triggerToken: configuration.metrics.triggerToken, logger: logger)
@@ -48,11 +51,6 @@ struct RunCommand: AsyncParsableCommand {
         await endpoint.stop()
         if code != 0 { throw ArgumentParser.ExitCode(code) }
     }
-}
-
-/// The version reported by `/status` and `sudosos_sync_build_info`.
-enum SupervisorVersion {
-    static let current = "0.1.0"
 }
 
 /// The YAML configuration through `ConfigurationLoader` (file, environment, credentials), with

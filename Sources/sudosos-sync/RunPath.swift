@@ -27,7 +27,7 @@ enum RunPath {
         let effectiveDryRun = dryRun || settings.dryRun
         do {
             let database = try await DatabaseAccess.open(configuration.database, logger: logger)
-            let runner = SyncRunner(database: database, threshold: settings.threshold, logger: logger)
+            let runner = SyncRunner(database: database, threshold: settings.threshold, logger: logger, timeout: settings.timeout)
             return try await DatabaseAccess.run(runner, service, dryRun: effectiveDryRun, reporter: reporter)
         } catch {
             return failed(name, dryRun: effectiveDryRun, startedAt: startedAt, error: error, logger: logger)

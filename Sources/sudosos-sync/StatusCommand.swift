@@ -13,7 +13,7 @@ struct StatusCommand: AsyncParsableCommand {
     @Option(name: .long, help: "The supervisor's endpoint (default: http://<metrics.listen>).")
     var url: String?
 
-    @Option(name: .long, help: "Configuration file, for metrics.listen.")
+    @Option(name: .long, help: "Configuration file, for metrics.listen.", completion: .configurationFile)
     var config: String?
 
     @Flag(name: .long, help: "Print the JSON answer as it is.")

@@ -10,7 +10,7 @@ struct TriggerCommand: AsyncParsableCommand {
         abstract: "Ask a running supervisor to start a run of SERVICE now."
     )
 
-    @Argument(help: "The service to run (ldap, gewisdb).")
+    @Argument(help: "The service to run (ldap, gewisdb).", completion: .list(Services.names))
     var service: String
 
     @Flag(name: .long, help: "Compute and report the changes without writing them.")
@@ -19,7 +19,7 @@ struct TriggerCommand: AsyncParsableCommand {
     @Option(name: .long, help: "The supervisor's endpoint (default: http://<metrics.listen>).")
     var url: String?
 
-    @Option(name: .long, help: "Configuration file, for metrics.listen.")
+    @Option(name: .long, help: "Configuration file, for metrics.listen.", completion: .configurationFile)
     var config: String?
 
     func run() async throws {

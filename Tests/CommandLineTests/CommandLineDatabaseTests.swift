@@ -7,10 +7,11 @@ import TestKit
 /// Serialized: each test starts processes, and a burst of them in parallel on 2 cores upsets
 /// the timing tests of other suites.
 @Suite(.serialized) struct CommandLineDatabaseTests {
-    @Test func aDatabaseOnAClosedPortExits69() async throws {
+    @Test(arguments: Engine.allCases) func aDatabaseOnAClosedPortExits69(_ engine: Engine) async throws {
         let port = try closedPort()
+        let scheme = engine == .postgres ? "postgresql" : "mariadb"
         let yaml = """
-            database: {url: 'postgresql://sudosos@127.0.0.1:\(port)/sudosos', connect_timeout: 5s}
+            database: {url: '\(scheme)://sudosos@127.0.0.1:\(port)/sudosos', connect_timeout: 5s}
             services:
               gewisdb: {api_url: 'http://127.0.0.1:\(port)/api', api_key: gewisdb-key-0001}
             """
@@ -36,9 +37,14 @@ import TestKit
 
         let running = try await SudoSOSSync.run(["check-config", "--connect"], yaml: yaml)
         #expect(running.status == 0, "\(running.stdout)\(running.stderr)")
-        #expect(running.stdout == "configuration OK: no services enabled\ndatabase: reachable\n")
+        #expect(running.stdout.hasPrefix("configuration OK: no services enabled\ndatabase: reachable (PostgreSQL, server "))
 
-        let pid = try server.postmasterPID()
+        try await Self.frozenThenStoppedExit69(yaml: yaml, pid: try server.postmasterPID()) { await server.shutDown() }
+    }
+
+    /// SIGSTOP (a hung host: the connect timeout must end the wait), then shut down (connection
+    /// refused): both exit 69 with `database: unreachable`.
+    static func frozenThenStoppedExit69(yaml: String, pid: pid_t, shutDown: () async -> Void) async throws {
         #expect(kill(pid, SIGSTOP) == 0)
         let started = ContinuousClock.now
         let frozen = try await SudoSOSSync.run(["check-config", "--connect"], yaml: yaml)
@@ -48,18 +54,68 @@ import TestKit
         #expect(SudoSOSSync.lines(frozen.stdout).contains { $0.hasPrefix("database: unreachable: ") })
         #expect(waited < .seconds(15), "took \(waited): the connect timeout was not honoured")
 
-        await server.shutDown()
+        await shutDown()
         let stopped = try await SudoSOSSync.run(["check-config", "--connect"], yaml: yaml)
         #expect(stopped.status == 69, "\(stopped.stdout)\(stopped.stderr)")
         #expect(SudoSOSSync.lines(stopped.stdout).contains { $0.hasPrefix("database: unreachable: ") })
     }
 
-    @Test func aReachableDatabaseChecksOK() async throws {
-        let database = try TemporaryDatabase.create()
+    /// The same on MariaDB: reachable, frozen with SIGSTOP (the connect timeout ends the wait:
+    /// Connector/C bounds the greeting by it), stopped (connection refused): 69 both times.
+    @Test func aStoppedMariaDBExits69() async throws {
+        let server = try await PrivateMariaDB.start()
+        let yaml = "database: {url: '\(server.url)', connect_timeout: 2s}\n"
+        let running = try await SudoSOSSync.run(["check-config", "--connect"], yaml: yaml)
+        #expect(running.status == 0, "\(running.stdout)\(running.stderr)")
+        #expect(running.stdout.hasPrefix("configuration OK: no services enabled\ndatabase: reachable (MariaDB/MySQL, server 1"))
+
+        try await Self.frozenThenStoppedExit69(yaml: yaml, pid: server.pid) { await server.shutDown() }
+        let once = try await SudoSOSSync.run(["once", "gewisdb"], yaml: yaml + "services:\n  gewisdb: {api_url: 'http://127.0.0.1:9/api', api_key: k-0001}\n")
+        #expect(once.status == 69, "\(once.stdout)\(once.stderr)")
+        #expect(once.stdout.contains("Outcome: failure (exit 69)"))
+    }
+
+    /// `check-config --connect` names the engine and the server's version.
+    @Test(arguments: Engine.allCases) func aReachableDatabaseChecksOK(_ engine: Engine) async throws {
+        let database = try TemporaryDatabase.create(engine)
         defer { database.drop() }
         let result = try await SudoSOSSync.run(["check-config", "--connect"], yaml: "database: {url: '\(database.url)'}\n")
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
-        #expect(result.stdout == "configuration OK: no services enabled\ndatabase: reachable\n")
+        let name = engine == .postgres ? "PostgreSQL" : "MariaDB/MySQL"
+        #expect(result.stdout.hasPrefix("configuration OK: no services enabled\ndatabase: reachable (\(name), server "), "\(result.stdout)")
+    }
+
+    /// `check-config --connect` makes the schema check every run makes: supported on the
+    /// oldest and the newest fixture schema (naming the newest migration and the variant), and
+    /// a schema whose transfer column is not `amountInclVat` refused with exit 78.
+    @Test func checkConfigChecksTheSudoSOSSchema() async throws {
+        let key = "gewisdb-key-0001"
+        let fake = try await GEWISDBFake.start(apiKey: key)
+        defer { fake.stop() }
+        func check(_ database: TemporaryDatabase) async throws -> ProcessOutput {
+            try await SudoSOSSync.run(
+                ["check-config", "--connect"],
+                yaml: "database: {url: '\(database.url)'}\nservices:\n  gewisdb: {api_url: '\(fake.apiURL)', api_key: \(key)}\n")
+        }
+        for (schema, line) in [
+            (SudoSOSTestSchema.oldest, "InitialSQLMigration1743601882766; gewis_user, member_authenticator, acceptedToS"),
+            (.newest, "AddProductSelfServiceToUser1785401380818; member_user, organ_membership, tosRequired"),
+        ] {
+            let database = try TemporaryDatabase.create(schema: schema)
+            defer { database.drop() }
+            let result = try await check(database)
+            #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+            #expect(SudoSOSSync.lines(result.stdout).contains("schema: supported (newest migration recorded: \(line))"), "\(result.stdout)")
+        }
+
+        let newest = try TemporaryDatabase.create(schema: .newest)
+        defer { newest.drop() }
+        try newest.sql(#"ALTER TABLE transfer RENAME COLUMN "amountInclVat" TO amount"#)
+        let refused = try await check(newest)
+        #expect(refused.status == 78, "\(refused.stdout)\(refused.stderr)")
+        #expect(SudoSOSSync.lines(refused.stdout).contains {
+            $0.hasPrefix("schema: SudoSOS schema not supported: table transfer has no column amountInclVat (newest migration recorded: AddProductSelfServiceToUser1785401380818")
+        }, "\(refused.stdout)")
     }
 
     /// The secrets and addresses of the configuration and the data never reach stdout or

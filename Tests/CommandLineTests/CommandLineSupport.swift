@@ -121,6 +121,49 @@ final class PrivateServer: Sendable {
     }
 }
 
+/// A throwaway MariaDB server of one test's own (`scripts/lib/mariadb.sh start DIR --bare`), so a
+/// test can stop or freeze it without touching the shared one.
+final class PrivateMariaDB: Sendable {
+    let directory: String
+    let url: String
+    let pid: pid_t
+
+    private init(directory: String, url: String, pid: pid_t) {
+        self.directory = directory
+        self.url = url
+        self.pid = pid
+    }
+
+    static func start() async throws -> PrivateMariaDB {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cli-mariadb-\(UUID().uuidString)").path
+        let script = TestEnvironment.repositoryRoot.appendingPathComponent("scripts/lib/mariadb.sh").path
+        let result = try await runChild("/bin/bash", [script, "start", directory, "--bare"], timeout: .seconds(120))
+        guard result.status == 0 else { throw ControlFailed(command: "mariadb.sh start", log: result.stdout + result.stderr) }
+        var values: [String: String] = [:]
+        for line in result.stdout.split(separator: "\n") {
+            let parts = line.split(separator: "=", maxSplits: 1)
+            if parts.count == 2 { values[String(parts[0])] = String(parts[1]) }
+        }
+        guard let url = values["SUDOSOS_TEST_MARIADB_URL"], let pid = values["SUDOSOS_TEST_MARIADB_PID"].flatMap({ pid_t($0) }) else {
+            throw ControlFailed(command: "mariadb.sh start", log: result.stdout)
+        }
+        return PrivateMariaDB(directory: directory, url: url, pid: pid)
+    }
+
+    /// Stops the server and removes its files; safe to call twice.
+    func shutDown() async {
+        kill(pid, SIGCONT)
+        let script = TestEnvironment.repositoryRoot.appendingPathComponent("scripts/lib/mariadb.sh").path
+        _ = try? await runChild("/bin/bash", [script, "stop", directory], timeout: .seconds(90))
+    }
+
+    deinit {
+        kill(pid, SIGCONT)
+        let script = TestEnvironment.repositoryRoot.appendingPathComponent("scripts/lib/mariadb.sh").path
+        _ = try? runChildBlocking("/bin/bash", [script, "stop", directory], timeout: .seconds(90))
+    }
+}
+
 struct ControlFailed: Error, CustomStringConvertible {
     var command: String
     var log: String

@@ -122,9 +122,33 @@ func context(_ reporter: any RunReporter = SilentReporter()) -> RunContext {
             return
         }
         #expect(answers[9999] == .notFound)
-        // One retry for the flaky member: six requests, one of them an error.
-        #expect(reporter.counts.ok == 5)
-        #expect(reporter.counts.errors == 1)
+        // One retry for the flaky member; the garbage 200 is a failed attempt each of its three
+        // times (like a 5xx): eight requests, four of them errors.
+        #expect(reporter.counts.ok == 4)
+        #expect(reporter.counts.errors == 4)
+    }
+
+    /// JSON of the wrong shape in a 200 (gewisdb-fake `--misshapen-ratio`): each such member is
+    /// asked `max_attempts` times, every attempt an error, and ends `unparsable`; they count
+    /// toward max_failed_ratio, so over it the fetch fails.
+    @Test func misshapenAnswersAreFailedRequestsRetriedAndCounted() async throws {
+        let fake = try await FakeGEWISDB.start(["--generate", "40", "--misshapen-ratio", "0.3"])
+        defer { fake.stop() }
+        let reporter = CountingReporter()
+        let client = try GEWISDBClient(settings: settings(fake), backoffBase: .milliseconds(10))
+        let members = Array(1...40)
+        let answers = try await client.fetchMembers(members, concurrency: 4, maxFailedRatio: 1, context: context(reporter))
+        let misshapen = members.filter { if case .unparsable = answers[$0] { return true } else { return false } }
+        #expect(!misshapen.isEmpty && misshapen.count < 40, "\(misshapen.count) misshapen")
+        for lidnr in misshapen {
+            guard case .unparsable(let detail) = answers[lidnr] else { continue }
+            #expect(detail == "HTTP 200 with an answer that is not a member: the answer has no data object", "\(detail)")
+        }
+        #expect(reporter.counts.errors == misshapen.count * 3, "three attempts each")
+        #expect(reporter.counts.ok == 40 - misshapen.count)
+        await #expect(throws: SyncError.self) {
+            _ = try await client.fetchMembers(members, concurrency: 4, maxFailedRatio: 0.05, context: context())
+        }
     }
 
     @Test func slowAndDroppedAnswersFailAfterTheirAttempts() async throws {

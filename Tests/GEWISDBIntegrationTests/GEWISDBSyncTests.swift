@@ -10,17 +10,22 @@ import TestKit
 /// A throwaway SudoSOS database with the users of `fixtures/gewisdb/members.json` linked to
 /// their member numbers, balances set up through SudoSOS's own tables, and a store on it.
 struct SyncFixture {
+    let engine: Engine
     let db: TemporaryDatabase
-    let store: PostgresStore
+    let store: any SudoSOSDatabase
     /// Member number → user id.
     var users: [Int: Int] = [:]
 
     /// The moment the tests run "at": members expiring in 2024 are expired, 2099 are valid.
     static let now = try! Date("2026-11-25T12:00:00+01:00", strategy: .iso8601)
 
-    init(allowDelete: String? = "true") throws {
-        db = try TemporaryDatabase.create()
-        store = PostgresStore(url: db.url, connectTimeout: .seconds(5), logger: Logger(label: "test.store"))
+    init(_ engine: Engine = .postgres, allowDelete: String? = "true") throws {
+        self.engine = engine
+        db = try TemporaryDatabase.create(engine)
+        switch engine {
+        case .postgres: store = PostgresStore(url: db.url, connectTimeout: .seconds(5), logger: Logger(label: "test.store"))
+        case .mariadb: store = try MariaDBStore(url: db.url, connectTimeout: .seconds(5))
+        }
         // (member number, firstName, lastName, email, ofAge) as stored before the first run.
         let rows: [(Int, String, String, String, Bool)] = [
             (8000, "Tim", "Teststudent", "old@example.org", false),  // update four fields
@@ -48,25 +53,25 @@ struct SyncFixture {
         }
         if let allowDelete {
             try db.sql(
-                "INSERT INTO server_setting (version, key, value) VALUES (1, 'allowGewisSyncDelete', '\(allowDelete)')")
+                #"INSERT INTO server_setting (version, "key", "value") VALUES (1, 'allowGewisSyncDelete', '\#(allowDelete)')"#)
         }
         // A seller, a product at 2.50, and the balances.
         let organ = try db.sql(
             #"INSERT INTO "user" (version, "firstName", type, active) VALUES (1, 'Bar', 'ORGAN', true) RETURNING id"#)
-        try db.sql(#"INSERT INTO product_revision (version, "productId", revision, name, "priceInclVat") VALUES (1, 1, 1, 'Beer', 250)"#)
+        try db.insertCatalog(owner: Int(organ)!, productId: 1, prices: [250])
         let bram = users[8002]!, cees = users[8003]!, jan = users[8010]!
         // Bram: 10.00 deposited and cached, then four beers bought after the cache: 0.
         let deposit = try db.sql(
-            #"INSERT INTO transfer (version, "createdAt", "toId", amount) VALUES (1, '2026-01-01', \#(bram), 1000) RETURNING id"#)
+            #"INSERT INTO transfer (version, "createdAt", "toId", "amountInclVat") VALUES (1, '2026-01-01', \#(bram), 1000) RETURNING id"#)
         try db.sql(#"INSERT INTO balance (version, "userId", amount, "lastTransferId") VALUES (1, \#(bram), 1000, \#(deposit))"#)
         let purchase = try db.sql(
             #"INSERT INTO "transaction" (version, "createdAt", "fromId", "createdById") VALUES (1, '2026-02-01', \#(bram), \#(bram)) RETURNING id"#)
         let sub = try db.sql(
-            #"INSERT INTO sub_transaction (version, "toId", "transactionId") VALUES (1, \#(organ), \#(purchase)) RETURNING id"#)
+            #"INSERT INTO sub_transaction (version, "toId", "containerContainerId", "containerRevision", "transactionId") VALUES (1, \#(organ), 1, 1, \#(purchase)) RETURNING id"#)
         try db.sql(
             #"INSERT INTO sub_transaction_row (version, "productProductId", "productRevision", amount, "subTransactionId") VALUES (1, 1, 1, 4, \#(sub))"#)
         // Cees: 5.00 deposited, no cache.
-        try db.sql(#"INSERT INTO transfer (version, "toId", amount) VALUES (1, \#(cees), 500)"#)
+        try db.sql(#"INSERT INTO transfer (version, "toId", "amountInclVat") VALUES (1, \#(cees), 500)"#)
         // Jan: a cached debt of 2.50.
         try db.sql(#"INSERT INTO balance (version, "userId", amount) VALUES (1, \#(jan), -250)"#)
     }
@@ -79,7 +84,8 @@ struct SyncFixture {
             logger: Logger(label: "test.runner"))
     }
 
-    func service(_ fake: FakeGEWISDB, maxFailedRatio: Double = 0.05) -> GEWISDBSyncService {
+    /// The fixture's garbage member (8008) is a failed request, one in 13: under the 0.1 here.
+    func service(_ fake: FakeGEWISDB, maxFailedRatio: Double = 0.1) -> GEWISDBSyncService {
         GEWISDBSyncService(
             settings: GEWISDBSettings(
                 apiURL: fake.apiURL, apiKey: fake.apiKey, concurrency: 4, requestTimeout: .seconds(5),
@@ -87,25 +93,36 @@ struct SyncFixture {
             now: { SyncFixture.now })
     }
 
-    /// `firstName|lastName|email|active|ofAge|deleted|canGoIntoDebt|version` of a member's user.
+    /// `firstName|lastName|email|active|ofAge|deleted|canGoIntoDebt|version` of a member's user
+    /// (booleans as `t`/`f` on both engines).
     func row(_ lidnr: Int) throws -> String {
-        try db.sql(
-            #"SELECT "firstName", "lastName", email, active, "ofAge", deleted, "canGoIntoDebt", version FROM "user" WHERE id = \#(users[lidnr]!)"#
+        func flag(_ column: String) -> String { #"CASE WHEN "\#(column)" THEN 't' ELSE 'f' END"# }
+        return try db.sql(
+            #"SELECT "firstName", "lastName", email, \#(flag("active")), \#(flag("ofAge")), \#(flag("deleted")), \#(flag("canGoIntoDebt")), version FROM "user" WHERE id = \#(users[lidnr]!)"#
         )
+    }
+
+    /// Our audit and run tables.
+    var audit: String { engine == .postgres ? "sudosos_sync.audit" : "sudosos_sync_audit" }
+    var runs: String { engine == .postgres ? "sudosos_sync.run" : "sudosos_sync_run" }
+
+    /// Drops a SudoSOS table others point at.
+    func dropTable(_ table: String) throws {
+        try db.sql(engine == .postgres ? "DROP TABLE \(table) CASCADE" : "SET FOREIGN_KEY_CHECKS = 0; DROP TABLE \(table)")
     }
 
     /// Sum of all user versions: unchanged means nothing was written to `"user"`.
     func versions() throws -> Int { Int(try db.sql(#"SELECT sum(version) FROM "user""#))! }
 
     func auditCount() throws -> Int {
-        Int(try db.sql("SELECT count(*) FROM sudosos_sync.audit")) ?? 0
+        Int(try db.sql("SELECT count(*) FROM \(audit)")) ?? 0
     }
 }
 
 /// The `gewisdb` service end to end: a real PostgreSQL and a real `gewisdb-fake` process.
 @Suite(.serialized) struct GEWISDBSyncTests {
-    @Test func firstRunAppliesExactlyTheExpectedChangesAndSecondRunNone() async throws {
-        let fixture = try SyncFixture()
+    @Test(arguments: Engine.allCases) func firstRunAppliesExactlyTheExpectedChangesAndSecondRunNone(_ engine: Engine) async throws {
+        let fixture = try SyncFixture(engine)
         defer { fixture.drop() }
         let fake = try await FakeGEWISDB.start(["--members", FakeGEWISDB.fixture])
         defer { fake.stop() }
@@ -134,7 +151,7 @@ struct SyncFixture {
         #expect(try fixture.row(8010) == "Jan|Dekker|jan@example.org|f|t|f|f|2", "debt: closed, not deleted")
         #expect(try fixture.row(9999) == "Nobody|Known|nobody@example.org|f|t|t|f|2", "unknown, zero: deleted")
         // The closing notices are in the audit trail, one per closed-not-deleted member.
-        let notices = try fixture.db.sql("SELECT count(*) FROM sudosos_sync.audit WHERE action = 'notice'")
+        let notices = try fixture.db.sql("SELECT count(*) FROM \(fixture.audit) WHERE action = 'notice'")
         #expect(notices == "2")
         #expect(try fixture.auditCount() == 9)
         // The member_user rows are kept.
@@ -148,8 +165,8 @@ struct SyncFixture {
         #expect(try fixture.auditCount() == 9, "no second notice")
     }
 
-    @Test func dryRunWritesNothing() async throws {
-        let fixture = try SyncFixture()
+    @Test(arguments: Engine.allCases) func dryRunWritesNothing(_ engine: Engine) async throws {
+        let fixture = try SyncFixture(engine)
         defer { fixture.drop() }
         let fake = try await FakeGEWISDB.start(["--members", FakeGEWISDB.fixture])
         defer { fake.stop() }
@@ -161,8 +178,8 @@ struct SyncFixture {
         #expect(try fixture.auditCount() == 0)
     }
 
-    @Test func closesOnlyWhenAllowGewisSyncDeleteIsTrue() async throws {
-        let fixture = try SyncFixture(allowDelete: "false")
+    @Test(arguments: Engine.allCases) func closesOnlyWhenAllowGewisSyncDeleteIsTrue(_ engine: Engine) async throws {
+        let fixture = try SyncFixture(engine, allowDelete: "false")
         defer { fixture.drop() }
         let fake = try await FakeGEWISDB.start(["--members", FakeGEWISDB.fixture])
         defer { fake.stop() }
@@ -177,8 +194,8 @@ struct SyncFixture {
         #expect(result.plan?.warnings.contains { $0.contains("allowGewisSyncDelete") } == true)
     }
 
-    @Test func deletionThresholdGuardsTheCloses() async throws {
-        let fixture = try SyncFixture()
+    @Test(arguments: Engine.allCases) func deletionThresholdGuardsTheCloses(_ engine: Engine) async throws {
+        let fixture = try SyncFixture(engine)
         defer { fixture.drop() }
         let fake = try await FakeGEWISDB.start(["--members", FakeGEWISDB.fixture])
         defer { fake.stop() }
@@ -190,8 +207,8 @@ struct SyncFixture {
         #expect(try fixture.versions() == versions)
     }
 
-    @Test func syncPausedWritesNothing() async throws {
-        let fixture = try SyncFixture()
+    @Test(arguments: Engine.allCases) func syncPausedWritesNothing(_ engine: Engine) async throws {
+        let fixture = try SyncFixture(engine)
         defer { fixture.drop() }
         let fake = try await FakeGEWISDB.start(["--members", FakeGEWISDB.fixture, "--sync-paused"])
         defer { fake.stop() }
@@ -204,8 +221,8 @@ struct SyncFixture {
         #expect(stats["member_requests"] == 0, "no member is read while GEWISDB is paused")
     }
 
-    @Test func failuresAboveTheRatioWriteNothing() async throws {
-        let fixture = try SyncFixture()
+    @Test(arguments: Engine.allCases) func failuresAboveTheRatioWriteNothing(_ engine: Engine) async throws {
+        let fixture = try SyncFixture(engine)
         defer { fixture.drop() }
         let fake = try await FakeGEWISDB.start(["--members", FakeGEWISDB.fixture, "--fail-ratio", "0.5"])
         defer { fake.stop() }
@@ -214,13 +231,13 @@ struct SyncFixture {
         #expect(result.exitCode == .failure)
         #expect(result.summary.error?.contains("max_failed_ratio") == true)
         #expect(try fixture.versions() == versions)
-        #expect(try fixture.db.sql("SELECT outcome FROM sudosos_sync.run") == "failure")
+        #expect(try fixture.db.sql("SELECT outcome FROM \(fixture.runs)") == "failure")
     }
 
-    @Test func missingBalanceTablesNeverDelete() async throws {
-        let fixture = try SyncFixture()
+    @Test(arguments: Engine.allCases) func missingBalanceTablesNeverDelete(_ engine: Engine) async throws {
+        let fixture = try SyncFixture(engine)
         defer { fixture.drop() }
-        try fixture.db.sql("DROP TABLE balance")
+        try fixture.dropTable("balance")
         let fake = try await FakeGEWISDB.start(["--members", FakeGEWISDB.fixture])
         defer { fake.stop() }
         let result = await fixture.runner().run(fixture.service(fake), dryRun: false, reporter: SilentReporter())

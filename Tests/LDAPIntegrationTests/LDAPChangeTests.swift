@@ -24,11 +24,11 @@ import Testing
             ])
     }
 
-    @Test(arguments: [TestDirectory.slapd, .activeDirectory])
-    func movingRenamingAndRemovingEachGiveExactlyTheExpectedPlan(_ directory: TestDirectory) async throws {
+    @Test(arguments: [TestDirectory.slapd, .activeDirectory], Engine.allCases)
+    func movingRenamingAndRemovingEachGiveExactlyTheExpectedPlan(_ directory: TestDirectory, _ engine: Engine) async throws {
         let scratch = try Self.organisation(directory)
         defer { scratch.destroy() }
-        let f = try LDAPRunFixture()
+        let f = try LDAPRunFixture(engine)
         defer { f.drop() }
         try f.db.sql(#"INSERT INTO role ("version","name") VALUES (1,'R')"#)
         let settings = try directory.settings(organisation: scratch.org)
@@ -39,7 +39,7 @@ import Testing
         let (a, b) = (try f.userId("Organ A"), try f.userId("Organ B"))
         let (p1, p2, p3) = (try f.userId("Piet"), try f.userId("Petra"), try f.userId("Pim"))
         #expect(try f.db.sql(#"SELECT "memberId" FROM member_user WHERE "userId" = \#(p1)"#) == "5001")
-        #expect(try f.db.sql(#"SELECT string_agg("userId" || '@' || "index", ',' ORDER BY "index") FROM organ_membership WHERE "organId" = \#(a)"#)
+        #expect(try f.db.sql(#"SELECT \#(f.agg(#"concat("userId", '@', "index")"#, orderBy: #""index""#)) FROM organ_membership WHERE "organId" = \#(a)"#)
             == "\(p1)@0,\(p2)@1")
         let second = await f.run(settings)
         #expect(second.plan?.changes.isEmpty == true, "\(second.plan?.changes.map(\.change) ?? [])")
@@ -62,7 +62,7 @@ import Testing
         #expect(renamed.plan?.changes.map(\.change) == [
             .updateUser(userId: a, fields: [FieldChange(field: .firstName, old: .text("Organ A"), new: .text("Organ Ä (renamed)"))])
         ])
-        #expect(try f.db.sql(#"SELECT "firstName" || '|' || version FROM "user" WHERE id = \#(a)"#) == "Organ Ä (renamed)|2")
+        #expect(try f.db.sql(#"SELECT concat("firstName", '|', version) FROM "user" WHERE id = \#(a)"#) == "Organ Ä (renamed)|2")
 
         // Remove group B: its organ is deactivated and keeps its binding; nothing deleted.
         try scratch.delete("B")
@@ -71,7 +71,7 @@ import Testing
         #expect(removed.plan?.changes.map(\.change) == [
             .deactivateUser(userId: b, fields: [FieldChange(field: .active, old: .flag(true), new: .flag(false))])
         ])
-        #expect(try f.db.sql(#"SELECT active::text || deleted::text FROM "user" WHERE id = \#(b)"#) == "falsefalse")
+        #expect(try f.db.sql(#"SELECT active, deleted FROM "user" WHERE id = \#(b)"#) == "\(f.b(false))|\(f.b(false))")
         #expect(try f.count("ldap_authenticator", #""userId" = \#(b)"#) == 1)
         _ = p3
     }
@@ -109,11 +109,11 @@ import Testing
         }
     }
 
-    @Test(arguments: [TestDirectory.slapd, .activeDirectory])
-    func aRemovalOverTheThresholdIsRefusedAndWritesNothing(_ directory: TestDirectory) async throws {
+    @Test(arguments: [TestDirectory.slapd, .activeDirectory], Engine.allCases)
+    func aRemovalOverTheThresholdIsRefusedAndWritesNothing(_ directory: TestDirectory, _ engine: Engine) async throws {
         let scratch = try Self.organisation(directory)
         defer { scratch.destroy() }
-        let f = try LDAPRunFixture()
+        let f = try LDAPRunFixture(engine)
         defer { f.drop() }
         var settings = try directory.settings(organisation: scratch.org)
         #expect(await f.run(settings).exitCode == .success)
@@ -131,11 +131,11 @@ import Testing
 
     /// A directory that suddenly answers with nothing (here: every base pointed at an empty
     /// subtree) would unbind and deactivate everyone: the default threshold refuses it.
-    @Test(arguments: [TestDirectory.slapd, .activeDirectory])
-    func anEmptyAnswerNeverRemovesEveryone(_ directory: TestDirectory) async throws {
+    @Test(arguments: [TestDirectory.slapd, .activeDirectory], Engine.allCases)
+    func anEmptyAnswerNeverRemovesEveryone(_ directory: TestDirectory, _ engine: Engine) async throws {
         let scratch = try Self.organisation(directory)
         defer { scratch.destroy() }
-        let f = try LDAPRunFixture()
+        let f = try LDAPRunFixture(engine)
         defer { f.drop() }
         var settings = try directory.settings(organisation: scratch.org)
         #expect(await f.run(settings).exitCode == .success)
@@ -167,12 +167,15 @@ import Testing
         #expect(try f.count(#""user""#) == 0)
     }
 
-    /// The same refusal through the binary: `sudosos-sync once ldap` exits 65.
-    @Test func theBinaryExits65OnAnOverThresholdRemoval() async throws {
+    /// The real binary on each engine: `sudosos-sync once ldap` creates on the first run, has
+    /// nothing to do on the second, writes nothing on a dry run, exits 75 while another process
+    /// holds the service's lock and 65 (writing nothing) on a removal over the threshold.
+    @Test(arguments: Engine.allCases)
+    func theBinaryRunsOnEachEngine(_ engine: Engine) async throws {
         let directory = TestDirectory.slapd
         let scratch = try Self.organisation(directory)
         defer { scratch.destroy() }
-        let f = try LDAPRunFixture()
+        let f = try LDAPRunFixture(engine)
         defer { f.drop() }
         let config = NSTemporaryDirectory() + "ldap-cli-\(UUID().uuidString).yaml"
         defer { try? FileManager.default.removeItem(atPath: config) }
@@ -192,15 +195,43 @@ import Testing
         }
         let environment = ["PATH": "/usr/bin:/bin", "LDAP_BIND_PW": try directory.env("BIND_PW")]
         let binary = TestEnvironment.executable("sudosos-sync")
+        func once(_ flags: [String] = []) throws -> ProcessOutput {
+            try runProcess(binary, ["once", "ldap", "--config", config] + flags, environment: environment)
+        }
         try write(maxDeletions: 50)
-        let first = try runProcess(binary, ["once", "ldap", "--config", config], environment: environment)
-        #expect(first.status == 0, "\(first.stderr)")
+        let first = try once()
+        #expect(first.status == 0, "\(first.stdout)\(first.stderr)")
+        #expect(first.stdout.contains("5 created"), "\(first.stdout)")
+        let second = try once()
+        #expect(second.status == 0, "\(second.stderr)")
+        #expect(second.stdout.contains("No changes. SudoSOS is in step with the source."), "\(second.stdout)")
+
+        // A rename, planned on a dry run and not written.
+        try scratch.setDisplayName("A", "Organ A (renamed)")
+        let settled = try f.state()
+        let dry = try once(["--dry-run"])
+        #expect(dry.status == 0, "\(dry.stderr)")
+        #expect(dry.stdout.contains("dry run: nothing is written"), "\(dry.stdout)")
+        #expect(try f.state() == settled)
+        #expect(try f.value(#"SELECT count(*) FROM "user" WHERE "firstName" = 'Organ A (renamed)'"#) == "0")
+
+        // Another process holds the lock: 75 at once, nothing written.
+        let holder = try ServiceLockHolder(f.db, service: "ldap")
+        try await waitUntil("the client holds the lock") { try holder.isHeld() }
+        let locked = try once()
+        holder.release()
+        #expect(locked.status == 75, "\(locked.stdout)\(locked.stderr)")
+        #expect(locked.stdout.contains("Outcome: locked (exit 75)"), "\(locked.stdout)")
+        #expect(try f.state() == settled)
+        #expect(try f.value("SELECT count(*) FROM \(f.runs) WHERE outcome = 'locked'") == "1")
+
+        // Over the threshold: refused, 65, nothing written (the rename neither).
         try scratch.delete("p2")
         try write(maxDeletions: 1)
-        let before = try f.state()
-        let refused = try runProcess(binary, ["once", "ldap", "--config", config], environment: environment)
+        let refused = try once()
         #expect(refused.status == 65, "\(refused.stderr)")
-        #expect(try f.state() == before)
+        #expect(try f.state() == settled)
+        #expect(try f.value(#"SELECT count(*) FROM "user" WHERE "firstName" = 'Organ A (renamed)'"#) == "0")
         let password = try directory.env("BIND_PW")
         #expect(!refused.stderr.contains(password) && !refused.stdout.contains(password))
     }

@@ -22,9 +22,9 @@ import Testing
             #"INSERT INTO assigned_role ("version","userId","roleId") SELECT 1, u.id, r.id FROM "user" u, role r WHERE u."firstName"='Bram' AND r.name='Empty Role'"#)
     }
 
-    @Test(arguments: [TestDirectory.slapd, .activeDirectory])
-    func aFirstRunCreatesWhatTheDirectoryImpliesAndASecondRunNothing(_ directory: TestDirectory) async throws {
-        let f = try LDAPRunFixture()
+    @Test(arguments: [TestDirectory.slapd, .activeDirectory], Engine.allCases)
+    func aFirstRunCreatesWhatTheDirectoryImpliesAndASecondRunNothing(_ directory: TestDirectory, _ engine: Engine) async throws {
+        let f = try LDAPRunFixture(engine)
         defer { f.drop() }
         try Self.seed(f)
         let settings = try directory.settings()
@@ -48,7 +48,7 @@ import Testing
         #expect(plan.count(.bound) == 22)
         #expect(plan.count(.roleRemoved) == 1)
         // Counts per type; the rejected entries got no account.
-        #expect(try f.db.sql(#"SELECT string_agg(type || '=' || n, ',' ORDER BY type) FROM (SELECT type, count(*) n FROM "user" GROUP BY type) t"#)
+        #expect(try f.db.sql(#"SELECT \#(f.agg("concat(type, '=', n)", orderBy: "type")) FROM (SELECT type, count(*) n FROM "user" GROUP BY type) t"#)
             == "INTEGRATION=2,MEMBER=14,ORGAN=6")
         #expect(try f.count("ldap_authenticator") == 22)
         #expect(try f.count("organ_membership") == 15)
@@ -64,13 +64,13 @@ import Testing
         // A few exact rows.
         let board = try f.userId("Bestuur")
         #expect(try f.db.sql(#"SELECT type, active, "acceptedToS", "lastName", "canGoIntoDebt" FROM "user" WHERE id = \#(board)"#)
-            == "ORGAN|t|NOT_REQUIRED||f")
+            == "ORGAN|\(f.b(true))|NOT_REQUIRED||\(f.b(false))")
         let otto = try f.userId("Otto")
         #expect(try f.db.sql(#"SELECT type, "lastName", email FROM "user" WHERE id = \#(otto)"#) == "MEMBER|Slechtpost|",
             "a bad address is dropped, the person is not")
         let anna = try f.userId("Anna")
         #expect(try f.db.sql(#"SELECT type, "lastName", email, "canGoIntoDebt", "acceptedToS" FROM "user" WHERE id = \#(anna)"#)
-            == "MEMBER|de Vries|anna@example.org|t|NOT_ACCEPTED")
+            == "MEMBER|de Vries|anna@example.org|\(f.b(true))|NOT_ACCEPTED")
         #expect(try f.db.sql(#"SELECT "memberId" FROM member_user WHERE "userId" = \#(anna)"#) == "10001")
         let bram = try f.userId("Bram")
         #expect(try f.count("ldap_authenticator", #""userId" = \#(bram)"#) == 1, "Bram's existing account is bound")
@@ -78,14 +78,14 @@ import Testing
         let zoe = try f.userId("Zoë")
         #expect(try f.db.sql(#"SELECT "lastName" FROM "user" WHERE id = \#(zoe)"#) == "Dąbrowska")
         let bac = try f.userId("BAC – Borrel Activiteiten Commissie")
-        #expect(try f.db.sql(#"SELECT string_agg("index"::text, ',' ORDER BY "index") FROM organ_membership WHERE "organId" = \#(bac)"#)
+        #expect(try f.db.sql(#"SELECT \#(f.agg(#""index""#, orderBy: #""index""#)) FROM organ_membership WHERE "organId" = \#(bac)"#)
             == "0,1,2,3,4")
         // The group whose DN holds ( ) * \ resolved its members (AD: through an escaped in-chain filter).
         let hostile = try f.userId("Hostile group")
         #expect(try f.count("organ_membership", #""organId" = \#(hostile)"#) == 2)
         #expect(try f.count("organ_membership", #""organId" = \#(try f.userId("Cyclists"))"#) == 2, "a cycle of groups ends")
         #expect(try f.db.sql(
-            #"SELECT string_agg(u."firstName", ',' ORDER BY u."firstName") FROM assigned_role a JOIN role r ON r.id = a."roleId" JOIN "user" u ON u.id = a."userId" WHERE r.name = 'SudoSOS Admin'"#)
+            #"SELECT \#(f.agg(#"u."firstName""#, orderBy: #"u."firstName""#)) FROM assigned_role a JOIN role r ON r.id = a."roleId" JOIN "user" u ON u.id = a."userId" WHERE r.name = 'SudoSOS Admin'"#)
             == "Anna,Bram,Daan,Zoë")
         // The stored UUID is the objectGUID's 16 bytes in wire order, as the server sends them.
         let stored = try f.db.sql(#"SELECT "UUID" FROM ldap_authenticator WHERE "userId" = \#(board)"#)

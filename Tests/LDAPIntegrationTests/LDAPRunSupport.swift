@@ -9,13 +9,34 @@ import TestKit
 /// A throwaway SudoSOS database and a store on it, to run the `ldap` service end to end
 /// through the real `SyncRunner`.
 struct LDAPRunFixture {
+    let engine: Engine
     let db: TemporaryDatabase
-    let store: PostgresStore
+    let store: any SudoSOSDatabase
 
-    init() throws {
-        db = try TemporaryDatabase.create()
-        store = PostgresStore(url: db.url, connectTimeout: .seconds(5), logger: Logger(label: "test.store"))
+    init(_ engine: Engine = .postgres) throws {
+        self.engine = engine
+        db = try TemporaryDatabase.create(engine)
+        switch engine {
+        case .postgres: store = PostgresStore(url: db.url, connectTimeout: .seconds(5), logger: Logger(label: "test.store"))
+        case .mariadb: store = try MariaDBStore(url: db.url, connectTimeout: .seconds(5))
+        }
     }
+
+    /// `string_agg` / `GROUP_CONCAT` of `expression` ordered by `order`, comma-separated.
+    func agg(_ expression: String, orderBy order: String) -> String {
+        engine == .postgres
+            ? "string_agg((\(expression))::text, ',' ORDER BY \(order))"
+            : "GROUP_CONCAT(\(expression) ORDER BY \(order) SEPARATOR ',')"
+    }
+
+    /// A boolean as the client prints it.
+    func b(_ value: Bool) -> String { engine.bool(value) }
+
+    /// Statements the store sent so far.
+    var roundTrips: Int { (store as? PostgresStore)?.roundTrips ?? (store as? MariaDBStore)?.roundTrips ?? 0 }
+
+    /// Our run table.
+    var runs: String { engine == .postgres ? "sudosos_sync.run" : "sudosos_sync_run" }
 
     func drop() { db.drop() }
 
@@ -45,9 +66,9 @@ struct LDAPRunFixture {
     /// Everything the service writes, as one text: to show a run wrote nothing.
     func state() throws -> String {
         try db.sql(
-            #"SELECT (SELECT coalesce(string_agg(id || ':' || version || ':' || active, ',' ORDER BY id), '') FROM "user")"#
-                + #" || '|' || (SELECT count(*) FROM ldap_authenticator) || '|' || (SELECT count(*) FROM organ_membership)"#
-                + #" || '|' || (SELECT count(*) FROM assigned_role) || '|' || (SELECT count(*) FROM member_user)"#)
+            #"SELECT concat((SELECT coalesce(\#(agg("concat(id, ':', version, ':', active)", orderBy: "id")), '') FROM "user")"#
+                + #", '|', (SELECT count(*) FROM ldap_authenticator), '|', (SELECT count(*) FROM organ_membership)"#
+                + #", '|', (SELECT count(*) FROM assigned_role), '|', (SELECT count(*) FROM member_user))"#)
     }
 }
 
@@ -63,10 +84,16 @@ final class OwnSlapd {
     /// This server as a `TestDirectory`, for scratch organisations and settings.
     var directory: TestDirectory { .ownSlapd(values) }
 
-    init(full: Bool = false) throws {
+    /// `tls`: a certificate and key (PEM files) to serve LDAPS with as well (`ldapsURL`).
+    init(full: Bool = false, tls: (certificate: String, key: String)? = nil) throws {
         let script = try TestEnvironment.require("SUDOSOS_TEST_SLAPD_SCRIPT")
         dir = NSTemporaryDirectory() + "ldap-own-slapd-" + UUID().uuidString
-        let result = try runProcess("/bin/bash", [script, "start", dir] + (full ? [] : ["--minimal"]))
+        var environment = ProcessInfo.processInfo.environment
+        if let tls {
+            environment["SLAPD_TLS_CERT"] = tls.certificate
+            environment["SLAPD_TLS_KEY"] = tls.key
+        }
+        let result = try runProcess("/bin/bash", [script, "start", dir] + (full ? [] : ["--minimal"]), environment: environment)
         let text = result.stdout
         guard result.status == 0 else { throw LDAPToolFailed(output: "slapd.sh start: \(result.stderr)") }
         var values: [String: String] = [:]
@@ -91,6 +118,9 @@ final class OwnSlapd {
             directoryType: .openLDAP,
             networkTimeout: networkTimeout, operationTimeout: operationTimeout)
     }
+
+    /// `ldaps://127.0.0.1:PORT` when started with `tls`.
+    var ldapsURL: String? { values["SUDOSOS_TEST_SLAPD_LDAPS_URL"] }
 
     func signal(_ signal: Int32) { kill(pid, signal) }
 

@@ -13,12 +13,18 @@ struct ScratchOrganisation {
         var given: String
         var sn: String
         var employee: String? = nil
+        /// The CN (and so the DN); the key when nil.
+        var cn: String? = nil
+        /// displayName; "given sn" when nil.
+        var display: String? = nil
     }
 
     struct Group {
         var key: String
         var ou: String
         var display: String? = nil
+        /// The CN (and so the DN); the key when nil.
+        var cn: String? = nil
         /// Keys of people or of groups listed earlier.
         var members: [String]
     }
@@ -60,13 +66,27 @@ struct ScratchOrganisation {
     }
 
     func dn(_ key: String) -> String {
-        if people[key] != nil || others[key] != nil { return "CN=\(key),OU=People,\(org)" }
-        if let group = groups[key] { return "CN=\(key),OU=\(group.ou),\(org)" }
+        if let person = people[key] { return "CN=\(Self.rdnValue(person.cn ?? key)),OU=People,\(org)" }
+        if others[key] != nil { return "CN=\(Self.rdnValue(key)),OU=People,\(org)" }
+        if let group = groups[key] { return "CN=\(Self.rdnValue(group.cn ?? key)),OU=\(group.ou),\(org)" }
         return "CN=\(key),OU=Groups,\(org)"
     }
 
+    /// RFC 4514 escaping of an attribute value inside a DN.
+    static func rdnValue(_ value: String) -> String {
+        var out = ""
+        let scalars = Array(value.unicodeScalars)
+        for (i, c) in scalars.enumerated() {
+            if ",+\"\\<>;=".unicodeScalars.contains(c) || (i == 0 && (c == " " || c == "#")) || (i == scalars.count - 1 && c == " ") {
+                out += "\\"
+            }
+            out.unicodeScalars.append(c)
+        }
+        return out
+    }
+
     /// The role name a role group of this organisation carries (its cn).
-    func roleName(_ key: String) -> String { key }
+    func roleName(_ key: String) -> String { groups[key]?.cn ?? key }
 
     func addMember(_ member: String, to group: String) throws {
         try directory.modify("dn: \(dn(group))\nchangetype: modify\nadd: member\nmember: \(dn(member))\n-\n")
@@ -126,7 +146,7 @@ struct ScratchOrganisation {
         } else {
             attrs += [("objectClass", "user"), ("sAMAccountName", shortName(p.key))]
         }
-        attrs += [("cn", p.key), ("givenName", p.given), ("sn", p.sn), ("displayName", "\(p.given) \(p.sn)")]
+        attrs += [("cn", p.cn ?? p.key), ("givenName", p.given), ("sn", p.sn), ("displayName", p.display ?? "\(p.given) \(p.sn)")]
         if let e = p.employee { attrs.append(("employeeNumber", e)) }
         return entry(dn(p.key), attrs)
     }
@@ -154,7 +174,7 @@ struct ScratchOrganisation {
         } else {
             attrs.append(("sAMAccountName", shortName(g.key)))
         }
-        attrs.append(("cn", g.key))
+        attrs.append(("cn", g.cn ?? g.key))
         if let d = g.display { attrs.append(("displayName", d)) }
         for m in g.members { attrs.append(("member", dn(m))) }
         return entry(dn(g.key), attrs)

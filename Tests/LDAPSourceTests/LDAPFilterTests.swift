@@ -24,4 +24,21 @@ import Testing
         #expect(DistinguishedName.key("CN=Zoë Dąbrowska,OU=People") == DistinguishedName.key("cn=ZOË DĄBROWSKA,ou=people"))
         #expect(DistinguishedName.key("CN=A\\,B,OU=X") != DistinguishedName.key("CN=A,OU=B,OU=X"))
     }
+
+    /// Swift's String equality is canonical equivalence; a directory (Active Directory) keeps
+    /// `Zoë` (precomposed) and `Zoe` + U+0308 apart, so their keys must differ. Case still folds,
+    /// in every script.
+    @Test func dnKeysCompareCodePointsAndFoldCaseInEveryScript() {
+        let precomposed = DistinguishedName.key("CN=Zo\u{EB} M\u{FC}ller,OU=People")
+        let decomposed = DistinguishedName.key("CN=Zoe\u{308} Mu\u{308}ller,OU=People")
+        #expect("Zo\u{EB}" == "Zoe\u{308}", "Swift's own String equality")
+        #expect(precomposed != decomposed)
+        #expect(Set([precomposed, decomposed]).count == 2)
+        #expect(precomposed.utf8.allSatisfy { $0 < 0x80 })
+        #expect(DistinguishedName.key("CN=Piet Ελευθερίου,OU=X") == DistinguishedName.key("cn=PIET ΕΛΕΥΘΕΡΊΟΥ,ou=x"))
+        #expect(DistinguishedName.key("CN=Ёлка Щукина,OU=X") == DistinguishedName.key("CN=ёлка щукина,OU=X"))
+        #expect(DistinguishedName.key("CN=山田 太郎,OU=X") != DistinguishedName.key("CN=山田 太朗,OU=X"))
+        #expect(DistinguishedName.key("CN=\\c3\\a9,OU=X") == DistinguishedName.key("CN=é,OU=X"), "a DN's hex escapes are its bytes")
+        #expect(DistinguishedName.key("CN=\\\\c3\\\\a9,OU=X") != DistinguishedName.key("CN=é,OU=X"), "escaped backslashes are not escapes")
+    }
 }

@@ -41,7 +41,7 @@ import Testing
             #expect(response.header("content-type") == "text/plain; version=0.0.4; charset=utf-8")
             #expect(response.body.contains(#"sudosos_sync_runs_total{service="ldap",outcome="refused"} 1"#))
             #expect(response.body.contains(#"sudosos_sync_runs_total{service="gewisdb",outcome="success"} 0"#))
-            #expect(response.body.contains(#"sudosos_sync_build_info{version="9.9.9-test"} 1.0"#))
+            #expect(response.body.contains(#"sudosos_sync_build_info{version="9.9.9-test",revision="unknown",swift_version="unknown"} 1.0"#))
             #expect(response.body.contains("\nprocess_resident_memory_bytes "))
             // Keep-alive: a second request on the same connection.
             let again = try await client.request("GET", "/metrics")

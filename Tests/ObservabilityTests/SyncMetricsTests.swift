@@ -10,7 +10,7 @@ import Testing
     /// alert would see "no data" instead of 0), and against an order that changes between
     /// processes.
     @Test func freshRegistryHasEverySeriesAtZero() {
-        let metrics = SyncMetrics(services: ["ldap"], version: "1.2.3")
+        let metrics = SyncMetrics(services: ["ldap"], version: "1.2.3", revision: "0123456789ab", swiftVersion: "6.3.1")
         let text = String(decoding: metrics.render(includeProcess: false), as: UTF8.self)
         #expect(text == Self.freshLDAP)
     }
@@ -318,9 +318,9 @@ sudosos_sync_source_request_duration_seconds_bucket{service="ldap",le="30.0"} 0
 sudosos_sync_source_request_duration_seconds_bucket{service="ldap",le="+Inf"} 0
 sudosos_sync_source_request_duration_seconds_sum{service="ldap"} 0.0
 sudosos_sync_source_request_duration_seconds_count{service="ldap"} 0
-# HELP sudosos_sync_build_info Always 1; the version label names the running build.
+# HELP sudosos_sync_build_info Always 1; the labels name the running build: version, git revision, Swift version.
 # TYPE sudosos_sync_build_info gauge
-sudosos_sync_build_info{version="1.2.3"} 1.0
+sudosos_sync_build_info{version="1.2.3",revision="0123456789ab",swift_version="6.3.1"} 1.0
 
 """#
 }

@@ -4,48 +4,23 @@ import SudoSOSStore
 import SyncEngine
 import TestKit
 
-/// Two instances never run the same service at once: the advisory lock, across processes.
+/// Two instances never run the same service at once: the service lock (PostgreSQL advisory
+/// lock, MariaDB `GET_LOCK()`), across processes, on each engine.
 @Suite struct LockTests {
-    /// A `psql` child process that takes an advisory lock and keeps its session open until
-    /// `release()` closes its stdin.
-    final class LockHolder {
-        let process = Process()
-        let input = Pipe()
+    /// A client process holding `service`'s lock on the fixture's database.
+    typealias LockHolder = ServiceLockHolder
 
-        init(url: String, key: Int64) throws {
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/psql")
-            process.arguments = ["-X", "-q", "-v", "ON_ERROR_STOP=1", url]
-            process.standardInput = input
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            input.fileHandleForWriting.write(Data("SELECT pg_advisory_lock(\(key));\n".utf8))
-        }
-
-        func release() {
-            try? input.fileHandleForWriting.close()
-            process.waitUntilExit()
-        }
+    /// Whether some session holds `service`'s lock for the fixture's database.
+    static func lockIsHeld(_ f: StoreFixture, service: String) throws -> Bool {
+        try ServiceLockHolder.isHeld(f.db, service: service)
     }
 
-    /// Whether some session holds advisory lock `key` in the fixture's database.
-    static func lockIsHeld(_ f: StoreFixture, key: Int64) throws -> Bool {
-        let bits = UInt64(bitPattern: key)
-        return try f.value(
-            """
-            SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted
-              AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-              AND classid = \(bits >> 32) AND objid = \(bits & 0xffff_ffff) AND objsubid = 1
-            """) == "1"
-    }
-
-    @Test func anotherProcessHoldingTheLockGivesLockedAndExit75() async throws {
-        let f = try StoreFixture()
+    @Test(arguments: Engine.allCases) func anotherProcessHoldingTheLockGivesLockedAndExit75(_ engine: Engine) async throws {
+        let f = try StoreFixture(engine)
         defer { f.drop() }
         try f.insertUser("Jan")
-        let key = AdvisoryLockKey.service("test")
-        let holder = try LockHolder(url: f.db.url, key: key)
-        try await waitUntil("psql holds the lock") { try Self.lockIsHeld(f, key: key) }
+        let holder = try LockHolder(f.db, service: "test")
+        try await waitUntil("the client holds the lock") { try Self.lockIsHeld(f, service: "test") }
 
         let before = try f.sudososState()
         let service = PlannedService { _ in
@@ -56,29 +31,29 @@ import TestKit
         // The holder keeps the lock until we release it below, so a run that waited for the
         // lock would never return: returning at all proves it did not wait.
         let result = await f.runner().run(service, dryRun: false, reporter: SilentReporter())
-        #expect(try Self.lockIsHeld(f, key: key))
+        #expect(try Self.lockIsHeld(f, service: "test"))
         #expect(result.summary.outcome == .locked)
         #expect(result.exitCode == .temporary)
         #expect(result.exitCode.rawValue == 75)
         #expect(result.summary.error?.contains("another instance is running service test") == true)
-        #expect(result.summary.error?.contains("psql holds its lock") == true)
+        #expect(result.summary.error?.contains(engine == .postgres ? "psql holds its lock" : "database connection") == true)
         #expect(try f.sudososState() == before)
-        #expect(try f.rows("SELECT service, outcome FROM sudosos_sync.run") == [["test", "locked"]])
+        #expect(try f.rows("SELECT service, outcome FROM \(f.runs)") == [["test", "locked"]])
 
         // Once the other process lets go, the service runs again.
         holder.release()
-        try await waitUntil("the lock is free") { try !Self.lockIsHeld(f, key: key) }
+        try await waitUntil("the lock is free") { try !Self.lockIsHeld(f, service: "test") }
         let second = await f.runner().run(service, dryRun: false, reporter: SilentReporter())
         #expect(second.summary.outcome == .success)
         #expect(try f.value(#"SELECT count(*) FROM "user" WHERE "firstName" = 'Piet'"#) == "1")
     }
 
-    @Test func theLockIsPerServiceAndHeldForTheWholeRun() async throws {
-        let f = try StoreFixture()
+    @Test(arguments: Engine.allCases) func theLockIsPerServiceAndHeldForTheWholeRun(_ engine: Engine) async throws {
+        let f = try StoreFixture(engine)
         defer { f.drop() }
-        let other = StoreFixtureStore(url: f.db.url)
+        let other = try StoreFixtureStore(f)
         try await f.store.withServiceLock("ldap") {
-            #expect(try Self.lockIsHeld(f, key: AdvisoryLockKey.service("ldap")))
+            #expect(try Self.lockIsHeld(f, service: "ldap"))
             // Same service from a second session: refused at once.
             let error = await #expect(throws: SyncError.self) {
                 try await other.store.withServiceLock("ldap") { () }
@@ -87,22 +62,27 @@ import TestKit
             // Another service is independent.
             try await other.store.withServiceLock("gewisdb") { () }
         }
-        #expect(try !Self.lockIsHeld(f, key: AdvisoryLockKey.service("ldap")))
+        #expect(try !Self.lockIsHeld(f, service: "ldap"))
         try await other.store.withServiceLock("ldap") { () }
     }
 
-    @Test func theLockIsReleasedWhenTheRunThrows() async throws {
-        let f = try StoreFixture()
+    @Test(arguments: Engine.allCases) func theLockIsReleasedWhenTheRunThrows(_ engine: Engine) async throws {
+        let f = try StoreFixture(engine)
         defer { f.drop() }
         await #expect(throws: SyncError.self) {
             try await f.store.withServiceLock("ldap") { throw SyncError.failed("boom") }
         }
-        #expect(try !Self.lockIsHeld(f, key: AdvisoryLockKey.service("ldap")))
+        #expect(try !Self.lockIsHeld(f, service: "ldap"))
     }
 }
 
 /// A second store on the same database (another session).
 struct StoreFixtureStore {
-    let store: PostgresStore
-    init(url: String) { store = PostgresStore(url: url) }
+    let store: any SudoSOSDatabase
+    init(_ f: StoreFixture) throws {
+        switch f.engine {
+        case .postgres: store = PostgresStore(url: f.db.url)
+        case .mariadb: store = try MariaDBStore(url: f.db.url)
+        }
+    }
 }

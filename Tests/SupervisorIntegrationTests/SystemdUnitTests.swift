@@ -38,7 +38,9 @@ extension SupervisorProcessSuites {
         @Test func systemdAnalyzeVerifyPasses() throws {
             let (path, dir) = try unitForVerify()
             defer { try? FileManager.default.removeItem(at: dir) }
-            let result = try runProcess("/usr/bin/systemd-analyze", ["verify", path])
+            // --man=no: Documentation= names the package's own pages, which a build machine has
+            // not installed (ManualTests checks that the unit names the pages it generates).
+            let result = try runProcess("/usr/bin/systemd-analyze", ["verify", "--man=no", path])
             #expect(result.status == 0, "\(result.stderr)")
             #expect(!result.stderr.contains("sudosos-sync.service:"), "warnings: \(result.stderr)")
         }
@@ -63,13 +65,14 @@ extension SupervisorProcessSuites {
             #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
         }
 
-        /// The real contract: systemd v252 booted in systemd-nspawn runs the shipped release binary
-        /// under the repository's unit (plus the documented timing drop-in) with a real
-        /// configuration file: a real ldap run against the harness's slapd, triggered over HTTP
-        /// from inside the container, writes a database of its own, and `/metrics`, scraped
-        /// from inside after it, counts exactly what the fixture implies.
-        @Test(.timeLimit(.minutes(10))) func releaseBinaryUnderRealSystemdInNspawn() throws {
-            let binary = try TestEnvironment.require("SUDOSOS_TEST_RELEASE_BINARY")
+        /// The real contract: systemd v252 booted in systemd-nspawn, the Debian package installed
+        /// there with `apt-get install ./sudosos-sync_*.deb`, the unit it installed (plus the
+        /// documented timing drop-in) run with a real configuration file: a real ldap run
+        /// against the harness's slapd, triggered over HTTP from inside the container, writes a
+        /// database of its own, and `/metrics`, scraped from inside after it, counts exactly
+        /// what the fixture implies. Then `apt-get remove` keeps the conffile, `purge` removes it.
+        @Test(.timeLimit(.minutes(10))) func packageUnderRealSystemdInNspawn() throws {
+            let deb = try TestEnvironment.require("SUDOSOS_TEST_DEB")
             // The database the run writes: the script takes only its URL, so another engine
             // is this one line.
             let db = try TemporaryDatabase.create()
@@ -80,7 +83,7 @@ extension SupervisorProcessSuites {
             let script = TestEnvironment.repositoryRoot.appendingPathComponent("scripts/systemd-test").path
             let began = Date().timeIntervalSince1970
             // About a minute; the first run on a machine also builds the container's root (3 min).
-            let result = try runChildBlocking(script, [binary, db.url], timeout: .seconds(540))
+            let result = try runChildBlocking(script, [deb, db.url], timeout: .seconds(540))
             var values: [String: String] = [:]
             var scraped: [String: Double] = [:]
             for line in result.stdout.split(separator: "\n") {
@@ -99,7 +102,26 @@ extension SupervisorProcessSuites {
                 print("scraped inside the container: \(line)")
             }
             #expect(result.status == 0, "\(context)")
-            #expect(values["binary_links_swift_runtime"] == "0", "the static runtime, as shipped: \(context)")
+            for key in [
+                "apt_install_rc", "installed", "installed_version", "unit_installed", "unit_state_after_install", "credstore_mode",
+                "active_state", "trigger_ldap", "metrics_code", "active_before_remove", "removed", "after_remove_state",
+                "conffile_after_remove", "purged", "conffile_after_purge", "credstore_after_purge",
+            ] {
+                print("in the container: \(key)=\(values[key] ?? "-")")
+            }
+
+            // Installed from the package, offline (its Depends are in the root), as an operator would.
+            let version = try String(contentsOf: TestEnvironment.repositoryRoot.appendingPathComponent("VERSION"), encoding: .utf8)
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(values["apt_install_rc"] == "0" && values["installed"] == "install ok installed \(version)", "\(context)")
+            #expect(values["installed_version"]?.hasPrefix("sudosos-sync \(version) (revision ") == true, "\(context)")
+            #expect(values["unit_installed"] == "/lib/systemd/system/sudosos-sync.service", "\(context)")
+            // A first install neither enables nor starts the service.
+            #expect(values["unit_state_after_install"] == "disabled/inactive", "\(context)")
+            #expect(values["credstore_mode"] == "700 root", "the tmpfiles.d entry: \(context)")
+            #expect(values["man_pages"] == "2", "\(context)")
+            #expect(values["binary_links_swift_runtime"] == "0" && values["toolchain_present"] == "no",
+                    "the static runtime, as shipped: \(context)")
 
             // Started through READY=1; the endpoint answers from the first request on.
             #expect(values["start_rc"] == "0" && values["active_state"] == "active", "\(context)")
@@ -169,6 +191,16 @@ extension SupervisorProcessSuites {
             #expect(values["no_new_privs"] == "1" && values["seccomp"] == "2", "hardening in effect: \(context)")
             #expect(values["cap_bounding"] == "0000000000000000", "\(context)")
             #expect(Int(values["uid"] ?? "") ?? 0 >= 61184, "a dynamic user: \(context)")
+
+            // `apt-get remove` stops the running service and keeps the edited conffile; `purge`
+            // removes it and its folder, and leaves the operator's /etc/credstore.
+            #expect(values["active_before_remove"] == "active" && values["apt_remove_rc"] == "0", "\(context)")
+            #expect(values["after_remove_state"] != "active", "\(context)")
+            #expect(values["removed"] == "deinstall ok config-files" && values["binary_after_remove"] == "absent", "\(context)")
+            #expect(values["conffile_after_remove"] == "1", "the edited conffile survives remove: \(context)")
+            #expect(values["apt_purge_rc"] == "0" && values["purged"]?.contains("not-installed") == true, "\(context)")
+            #expect(values["conffile_after_purge"] == "absent" && values["config_folder_after_purge"] == "absent", "\(context)")
+            #expect(values["credstore_after_purge"] == "present", "\(context)")
         }
     }
 }

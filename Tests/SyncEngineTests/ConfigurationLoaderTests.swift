@@ -170,7 +170,8 @@ import Testing
         ("metrics:\n  listen: 9713", #"metrics.listen: "9713" is not HOST:PORT"#),
         ("supervisor:\n  timezone: Mars/Olympus", #"supervisor.timezone: "Mars/Olympus" is not a time zone"#),
         ("supervisor:\n  backoff: { initial: 1h, max: 1m }", "supervisor.backoff.initial: 1h is longer than supervisor.backoff.max 1m"),
-        ("database:\n  url: not a conninfo", "database.url: is neither a postgresql:// URI nor a libpq conninfo"),
+        ("database:\n  url: not a conninfo", "database.url: is neither a mariadb:// or postgresql:// URL nor a libpq conninfo"),
+        ("database:\n  url: oracle://db/sudosos", "database.url: has the unknown scheme oracle://"),
         ("services:\n  ldap:\n    base: [a, b]", "services.ldap.base: must be a single value, not a list"),
         ("services: 3", "services: must be a mapping of keys"),
         ("database:\n  url: a\n  url: b", #"config.yaml: line 2: key "url" is given twice"#),
@@ -323,7 +324,7 @@ import Testing
 
     @Test func typeORMWithTLSBecomesAVerifyingConninfo() throws {
         let env = [
-            "TYPEORM_HOST": "db.example.org", "TYPEORM_PORT": "5432", "TYPEORM_DATABASE": "sudo sos",
+            "TYPEORM_CONNECTION": "postgres", "TYPEORM_HOST": "db.example.org", "TYPEORM_PORT": "5432", "TYPEORM_DATABASE": "sudo sos",
             "TYPEORM_USERNAME": "o'brien", "TYPEORM_SSL_ENABLED": "true", "TYPEORM_SSL_CACERTS": "/etc/ssl/ca.pem",
         ]
         let c = try ConfigurationLoader.parse(yaml: "", environment: env)
@@ -334,11 +335,45 @@ import Testing
         #expect(pairs[2].value == "sudo sos" && pairs[3].value == "o'brien")
     }
 
+    /// The backend's own .env (`TYPEORM_CONNECTION=mariadb`, or unset) gives a `mariadb://` URL,
+    /// every part percent-encoded, TLS from TYPEORM_SSL_*; the password stays apart.
+    @Test(arguments: ["mariadb", "mysql", nil])
+    func typeORMForMariaDBBecomesAMariaDBURL(_ connection: String?) throws {
+        var env = [
+            "TYPEORM_HOST": "db.example.org", "TYPEORM_PORT": "3307", "TYPEORM_DATABASE": "sudo sos",
+            "TYPEORM_USERNAME": "o'brien@x", "TYPEORM_PASSWORD": "p@ss:w/rd", "TYPEORM_SSL_ENABLED": "true",
+            "TYPEORM_SSL_CACERTS": "/etc/ssl/ca.pem",
+        ]
+        env["TYPEORM_CONNECTION"] = connection
+        let c = try ConfigurationLoader.parse(yaml: "", environment: env)
+        let url = try #require(c.database.url)
+        #expect(c.database.engine == .mariadb)
+        #expect(!url.contains("p@ss"))
+        #expect(c.database.password == "p@ss:w/rd")
+        let target = try DatabaseURL.mariadb(url)
+        #expect(target == MariaDBTarget(
+            host: "db.example.org", port: 3307, user: "o'brien@x", database: "sudo sos",
+            tls: { var t = MariaDBTarget.TLS(); t.enabled = true; t.caFile = "/etc/ssl/ca.pem"; return t }()))
+    }
+
+    @Test func databaseURLsChooseTheEngine() throws {
+        #expect(DatabaseURL.engine(of: "mariadb://u@h/db") == .mariadb)
+        #expect(DatabaseURL.engine(of: "MySQL://u@h:3306/db") == .mariadb)
+        #expect(DatabaseURL.engine(of: "postgresql://u@h/db") == .postgres)
+        #expect(DatabaseURL.engine(of: "postgres://u@h/db") == .postgres)
+        #expect(DatabaseURL.engine(of: "host=h dbname=db") == .postgres)
+        #expect(DatabaseURL.engine(of: "oracle://h/db") == nil)
+        let target = try DatabaseURL.mariadb("mariadb://sync:s3cr%40t@127.0.0.1/sudosos?ssl=true&sslverify=false")
+        #expect(target.password == "s3cr@t" && target.port == 3306 && target.tls.enabled && !target.tls.verifyServer)
+        #expect(problem("database: {url: 'mariadb://h:3306/'}") == "database.url: names no database (mariadb://USER@HOST:PORT/DATABASE)")
+        #expect(problem("database: {url: 'mariadb://h/db?sslmode=on'}")?.hasPrefix("database.url: has an unknown option sslmode") == true)
+    }
+
     @Test func badTypeORMVariablesAreNamed() {
         #expect(problem("", environment: ["TYPEORM_HOST": "h", "TYPEORM_PORT": "fivefour"])?
             .hasPrefix(#"database.url (from TYPEORM_PORT): "fivefour" is not a port number"#) == true)
-        #expect(problem("", environment: ["TYPEORM_CONNECTION": "mariadb"])?
-            .hasPrefix(#"database.url (from TYPEORM_CONNECTION): "mariadb" is not supported"#) == true)
+        #expect(problem("", environment: ["TYPEORM_CONNECTION": "sqlite"])
+            == #"database.url (from TYPEORM_CONNECTION): "sqlite" is not supported; use mariadb, mysql or postgres"#)
         #expect(problem("", environment: ["TYPEORM_HOST": "h", "TYPEORM_SSL_ENABLED": "sure"])?
             .hasPrefix("database.url (from TYPEORM_SSL_ENABLED)") == true)
     }

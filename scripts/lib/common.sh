@@ -26,3 +26,15 @@ wait_for() {
 }
 
 repo_root() { cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd; }
+
+# sudosos_schema_files ENGINE SCHEMA: prints, in order, the fixture files that build SudoSOS's
+# schema SCHEMA (oldest | default | newest) for ENGINE (mariadb | postgres); see fixtures/sql/README.md.
+sudosos_schema_files() {
+  local dir; dir="$(repo_root)/fixtures/sql/$1"
+  case "$2" in
+  oldest) echo "$dir/10-initial-1743601882766.sql" ;;
+  default) echo "$dir/10-initial-1743601882766.sql" "$dir/20-to-1778769232000.sql" ;;
+  newest) echo "$dir/10-initial-1743601882766.sql" "$dir/20-to-1778769232000.sql" "$dir/30-to-1785401380818.sql" ;;
+  *) echo "sudosos_schema_files: unknown schema $2" >&2; return 64 ;;
+  esac
+}

@@ -9,9 +9,9 @@
 
 NSPAWN_SUITE=bookworm
 # curl: the test's HTTP client inside the container (GET /metrics, POST /trigger/ldap).
-# When the binary links more runtime libraries (e.g. MariaDB Connector/C, libmariadb3), add
-# them here: the shipped binary runs in this root without the toolchain.
-NSPAWN_PACKAGES=systemd,systemd-sysv,dbus,libldap-2.5-0,libpq5,tzdata,libcurl4,libxml2,curl
+# The runtime libraries the binary links (libmariadb3: MariaDB Connector/C, the store of
+# SudoSOS's MariaDB) must be here: the shipped binary runs in this root without the toolchain.
+NSPAWN_PACKAGES=systemd,systemd-sysv,dbus,libldap-2.5-0,libpq5,libmariadb3,tzdata,libcurl4,libxml2,curl
 NSPAWN_CACHE=${SUDOSOS_NSPAWN_CACHE:-/var/cache/sudosos-sync}
 nspawn_key() { printf '%s minbase %s\n' "$NSPAWN_SUITE" "$NSPAWN_PACKAGES" | sha256sum | cut -c1-12; }
 NSPAWN_ROOT=${SUDOSOS_NSPAWN_ROOT:-$NSPAWN_CACHE/rootfs-$NSPAWN_SUITE-$(nspawn_key)}

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # A throwaway PostgreSQL for tests and the demo.
 #   postgres.sh start DIR   initdb in DIR (as the postgres user), start on a free loopback port,
-#                           build the template database "sudosos_template" from fixtures/sql/*.sql,
-#                           print KEY=VALUE lines for the test environment.
+#                           build the template databases of SudoSOS's schemas from
+#                           fixtures/sql/postgres (fixtures/sql/README.md): "sudosos_template"
+#                           (May 2026), "sudosos_template_oldest" (the initial migration) and
+#                           "sudosos_template_newest"; print KEY=VALUE lines for the test environment.
 #   postgres.sh stop DIR    stop it (fast shutdown) and remove DIR.
 source "$(dirname "$0")/common.sh"
 cmd=${1:?usage: postgres.sh start|stop DIR}; dir=${2:?usage: postgres.sh start|stop DIR}
@@ -19,12 +21,17 @@ start)
     -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
     start >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
   url="postgresql://postgres@127.0.0.1:$port/postgres"
-  psql -q -v ON_ERROR_STOP=1 "$url" -c 'CREATE DATABASE sudosos_template' >/dev/null
-  for f in "$root"/fixtures/sql/*.sql; do
-    psql -q -v ON_ERROR_STOP=1 "postgresql://postgres@127.0.0.1:$port/sudosos_template" -f "$f" >/dev/null
+  for schema in default oldest newest; do
+    template=sudosos_template; [[ $schema == default ]] || template=sudosos_template_$schema
+    psql -q -v ON_ERROR_STOP=1 "$url" -c "CREATE DATABASE $template" >/dev/null
+    for f in $(sudosos_schema_files postgres "$schema"); do
+      psql -q -v ON_ERROR_STOP=1 "postgresql://postgres@127.0.0.1:$port/$template" -f "$f" >/dev/null
+    done
   done
   echo "SUDOSOS_TEST_PG_URL=$url"
   echo "SUDOSOS_TEST_PG_TEMPLATE=sudosos_template"
+  echo "SUDOSOS_TEST_PG_TEMPLATE_OLDEST=sudosos_template_oldest"
+  echo "SUDOSOS_TEST_PG_TEMPLATE_NEWEST=sudosos_template_newest"
   echo "SUDOSOS_TEST_PG_DATA=$dir/data"
   echo "SUDOSOS_TEST_PG_BIN=$pgbin"
   ;;

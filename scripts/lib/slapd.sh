@@ -5,6 +5,9 @@
 #                                    groups added online so the memberof overlay sees them);
 #                                    --minimal loads only the containers and the bind user.
 #                                    Prints KEY=VALUE lines for the test environment.
+#                                    With SLAPD_TLS_CERT and SLAPD_TLS_KEY (PEM files) set, it
+#                                    also serves LDAPS on a second free port with that
+#                                    certificate (SUDOSOS_TEST_SLAPD_LDAPS_URL).
 #   slapd.sh stop DIR                stops it (also when SIGSTOPped) and removes DIR.
 # The bind user is an ordinary entry (not the rootdn), so the size limit applies to it:
 # 1,000 entries per search, more only through the paged-results control.
@@ -53,6 +56,15 @@ memberof-group-oc group
 memberof-member-ad member
 memberof-memberof-ad memberOf
 CONF
+  listen="ldap://127.0.0.1:$port/"
+  if [[ -n ${SLAPD_TLS_CERT:-} ]]; then
+    tls_port=$(free_port)
+    cp "$SLAPD_TLS_CERT" "$dir/tls-cert.pem"; cp "${SLAPD_TLS_KEY:?SLAPD_TLS_KEY goes with SLAPD_TLS_CERT}" "$dir/tls-key.pem"
+    chmod 600 "$dir/tls-key.pem"
+    # Global directives: before the first `database` line.
+    sed -i "1i TLSCertificateFile $dir/tls-cert.pem\\nTLSCertificateKeyFile $dir/tls-key.pem" "$dir/slapd.conf"
+    listen="$listen ldaps://127.0.0.1:$tls_port/"
+  fi
   python3 "$root/fixtures/ldap/generate.py" slapd "$base" "$dir/fixture"
   {
     if [[ $mode == --minimal ]]; then
@@ -65,7 +77,7 @@ CONF
   "/usr/sbin/slapadd" -q -f "$dir/slapd.conf" -l "$dir/load.ldif" >"$dir/slapadd.log" 2>&1 \
     || { cat "$dir/slapadd.log" >&2; exit 1; }
   url="ldap://127.0.0.1:$port"
-  "$slapd" -f "$dir/slapd.conf" -h "$url/" -s 0 >"$dir/slapd.log" 2>&1 \
+  "$slapd" -f "$dir/slapd.conf" -h "$listen" -s 0 >"$dir/slapd.log" 2>&1 \
     || { cat "$dir/slapd.log" >&2; exit 1; }
   wait_for "slapd on $url" 30 ldapsearch -x -H "$url" -D "cn=admin,$base" -w "$admin_pw" -b "$base" -s base
   if [[ $mode != --minimal ]]; then
@@ -75,6 +87,7 @@ CONF
       || { cat "$dir/groups.log" >&2; exit 1; }
   fi
   echo "SUDOSOS_TEST_SLAPD_URL=$url"
+  if [[ -n ${tls_port:-} ]]; then echo "SUDOSOS_TEST_SLAPD_LDAPS_URL=ldaps://127.0.0.1:$tls_port"; fi
   echo "SUDOSOS_TEST_SLAPD_BASE=$base"
   echo "SUDOSOS_TEST_SLAPD_BIND_DN=cn=sudosos,OU=System,$base"
   echo "SUDOSOS_TEST_SLAPD_BIND_PW=$bind_pw"
