@@ -81,8 +81,9 @@ struct WritesBetweenSnapshotAndApply: SyncService {
 /// Issue 11 item 2: the balance that decides a deletion is computed inside the apply
 /// transaction with the user's row locked, not taken from the snapshot.
 @Suite(.serialized) struct BalanceAtApplyTests {
-    @Test func aPurchaseOrTransferAfterTheSnapshotTurnsTheDeleteIntoAClose() async throws {
-        let fixture = try SyncFixture()
+    @Test(arguments: Engine.allCases)
+    func aPurchaseOrTransferAfterTheSnapshotTurnsTheDeleteIntoAClose(_ engine: Engine) async throws {
+        let fixture = try SyncFixture(engine)
         defer { fixture.drop() }
         let fake = try await FakeGEWISDB.start(["--members", FakeGEWISDB.fixture])
         defer { fake.stop() }
@@ -94,10 +95,10 @@ struct WritesBetweenSnapshotAndApply: SyncService {
             let purchase = try db.sql(
                 #"INSERT INTO "transaction" (version, "fromId", "createdById") VALUES (1, \#(bram), \#(bram)) RETURNING id"#)
             let sub = try db.sql(
-                #"INSERT INTO sub_transaction (version, "toId", "transactionId") VALUES (1, \#(organ), \#(purchase)) RETURNING id"#)
+                #"INSERT INTO sub_transaction (version, "toId", "containerContainerId", "containerRevision", "transactionId") VALUES (1, \#(organ), 1, 1, \#(purchase)) RETURNING id"#)
             try db.sql(
                 #"INSERT INTO sub_transaction_row (version, "productProductId", "productRevision", amount, "subTransactionId") VALUES (1, 1, 1, 1, \#(sub))"#)
-            try db.sql(#"INSERT INTO transfer (version, "toId", amount) VALUES (1, \#(nobody), 100)"#)
+            try db.sql(#"INSERT INTO transfer (version, "toId", "amountInclVat") VALUES (1, \#(nobody), 100)"#)
         }
         let result = await fixture.runner().run(service, dryRun: false, reporter: SilentReporter())
         #expect(result.exitCode == .success, "\(result.summary.error ?? "")")
@@ -106,14 +107,16 @@ struct WritesBetweenSnapshotAndApply: SyncService {
         #expect(try fixture.row(8002) == "Bram|Bakker|bram@example.org|f|t|f|f|2", "closed, not deleted")
         #expect(try fixture.row(9999) == "Nobody|Known|nobody@example.org|f|t|f|f|2", "closed, not deleted")
         // The audit row says why, and the report (the plan as applied) shows it.
-        let reasons = try db.sql(
-            "SELECT string_agg(reason, ' | ' ORDER BY id) FROM sudosos_sync.audit WHERE action = 'deactivated' AND (row_key->>'id')::int IN (\(bram), \(nobody))")
+        func reason(_ id: Int) throws -> String {
+            try db.sql(#"SELECT reason FROM \#(fixture.audit) WHERE action = 'deactivated' AND row_key = '{"id": \#(id)}'"#)
+        }
+        let reasons = try reason(bram) + " | " + reason(nobody)
         #expect(reasons.contains("at apply time the balance is -€2.50"), "\(reasons)")
         #expect(reasons.contains("at apply time the balance is €1.00"), "\(reasons)")
         #expect(result.plan?.warnings.contains { $0.contains("2 deletion(s) became closes") } == true)
         let report = PlanReport(result).text()
         #expect(report.contains("at apply time the balance is -€2.50"), "\(report)")
         // Both were active: the closing notice is recorded for them too.
-        #expect(try db.sql("SELECT count(*) FROM sudosos_sync.audit WHERE action = 'notice'") == "4")
+        #expect(try db.sql("SELECT count(*) FROM \(fixture.audit) WHERE action = 'notice'") == "4")
     }
 }
