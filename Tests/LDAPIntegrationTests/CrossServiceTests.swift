@@ -5,9 +5,19 @@ import Testing
 
 /// One verdict per user across the services (issue 11 item 1), on the real binary: `sudosos-sync
 /// once ldap` against slapd and Samba AD and `sudosos-sync once gewisdb` against `gewisdb-fake`,
-/// one PostgreSQL, in both orders of the two services' runs.
+/// one database, in both orders of the two services' runs: PostgreSQL with both directories,
+/// MariaDB with slapd (the verdicts are the store's; the directory's part is the same).
 @Suite(.serialized) struct CrossServiceTests {
-    enum Order: String, CaseIterable, CustomStringConvertible {
+    struct Case: CustomStringConvertible, Sendable {
+        var directory: TestDirectory, order: Order, engine: Engine
+        var description: String { "\(directory), \(order), \(engine)" }
+    }
+
+    static let cases: [Case] =
+        [TestDirectory.slapd, .activeDirectory].flatMap { d in Order.allCases.map { Case(directory: d, order: $0, engine: .postgres) } }
+        + Order.allCases.map { Case(directory: .slapd, order: $0, engine: .mariadb) }
+
+    enum Order: String, CaseIterable, CustomStringConvertible, Sendable {
         case ldapFirst, gewisdbFirst
         var description: String { rawValue }
         var services: [String] { self == .ldapFirst ? ["ldap", "gewisdb"] : ["gewisdb", "ldap"] }
@@ -16,8 +26,9 @@ import Testing
     /// p1: expired in GEWISDB, still in the directory → not closed, still bound.
     /// p2: gone from the directory, valid in GEWISDB → keeps its binding, active.
     /// p3: gone from both → closed (zero balance: deleted) and unbound.
-    @Test(arguments: [TestDirectory.slapd, .activeDirectory], Order.allCases)
-    func aMemberIsClosedOnlyWhenNeitherServiceVouches(_ directory: TestDirectory, _ order: Order) async throws {
+    @Test(arguments: cases)
+    func aMemberIsClosedOnlyWhenNeitherServiceVouches(_ c: Case) async throws {
+        let (directory, order) = (c.directory, c.order)
         let scratch = try ScratchOrganisation.create(
             directory,
             people: [
@@ -30,9 +41,9 @@ import Testing
                 .init(key: "SudoSOS Service Accounts", ou: "Groups", members: []),
             ])
         defer { scratch.destroy() }
-        let f = try LDAPRunFixture()
+        let f = try LDAPRunFixture(c.engine)
         defer { f.drop() }
-        try f.db.sql("INSERT INTO server_setting (version, key, value) VALUES (1, 'allowGewisSyncDelete', 'true')")
+        try f.db.sql(#"INSERT INTO server_setting (version, "key", "value") VALUES (1, 'allowGewisSyncDelete', 'true')"#)
 
         let work = NSTemporaryDirectory() + "cross-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
@@ -85,7 +96,8 @@ import Testing
         _ = try await once("ldap")
         _ = try await once("gewisdb")
         let (p1, p2, p3) = (try f.userId("Een"), try f.userId("Twee"), try f.userId("Drie"))
-        #expect(try f.db.sql("SELECT string_agg(service || ':' || vouches, ',' ORDER BY service) FROM sudosos_sync.verdict WHERE user_id = \(p3)")
+        let verdicts = c.engine == .postgres ? "sudosos_sync.verdict" : "sudosos_sync_verdict"
+        #expect(try f.db.sql("SELECT \(f.agg("concat(service, ':', CASE WHEN vouches THEN 'true' ELSE 'false' END)", orderBy: "service")) FROM \(verdicts) WHERE user_id = \(p3)")
             == "gewisdb:true,ldap:true")
 
         // p1 and p3 expire in GEWISDB; p2 and p3 leave the directory.
@@ -97,7 +109,8 @@ import Testing
         for service in order.services { _ = try await once(service) }
 
         func state(_ id: Int) throws -> String {
-            try f.db.sql(#"SELECT active::text || ',' || deleted::text || ',' || (SELECT count(*) FROM ldap_authenticator WHERE "userId" = u.id) FROM "user" u WHERE id = \#(id)"#)
+            func flag(_ column: String) -> String { "CASE WHEN u.\(column) THEN 'true' ELSE 'false' END" }
+            return try f.db.sql(#"SELECT concat(\#(flag("active")), ',', \#(flag("deleted")), ',', (SELECT count(*) FROM ldap_authenticator a WHERE a."userId" = u.id)) FROM "user" u WHERE id = \#(id)"#)
         }
         #expect(try state(p1) == "true,false,1", "expired in GEWISDB but in the directory: not closed")
         #expect(try state(p2) == "true,false,1", "gone from the directory but valid in GEWISDB: binding kept")
