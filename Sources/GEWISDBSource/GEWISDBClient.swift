@@ -102,7 +102,13 @@ public final class GEWISDBClient: Sendable {
                     throw SyncError.unavailable("GEWISDB \(baseURL)/health answered without `healthy`: is api_url right?")
                 }
                 guard healthy else { throw SyncError.notReady("GEWISDB reports itself unhealthy: not syncing now") }
-                if object["sync_paused"] as? Bool == true {
+                // As the original: ready only on an explicit `sync_paused: false`.
+                guard let paused = object["sync_paused"] as? Bool else {
+                    throw SyncError.notReady(
+                        "GEWISDB \(baseURL)/health answered without `sync_paused`: not ready, not syncing now "
+                            + "(SudoSOS syncs only when GEWISDB says sync_paused: false)")
+                }
+                if paused {
                     throw SyncError.notReady("GEWISDB asks clients to pause synchronisation (sync_paused): not syncing now")
                 }
             case 401, 403:

@@ -13,18 +13,23 @@ import SyncEngine
 ///   otherwise closed (inactive, no debt) and, when it was active, the closing notice the
 ///   original e-mails is recorded (`Change.notice`, no mail sent).
 /// - an answer that cannot be used (failed request, unparsable body, missing or unparsable
-///   expiration, a name over 64 characters, an invalid e-mail): rejected or failed, the user
-///   is left alone, the run goes on.
+///   expiration, a name over 64 characters): rejected or failed, the user is left alone, the
+///   run goes on. An invalid or empty e-mail only drops the e-mail (`invalid_email`).
 public enum GEWISDBPlanner {
     /// The server setting that allows closing members (SudoSOS stores JSON `true` / `false`).
-    public static let allowDeleteSetting = "allowGewisSyncDelete"
+    public static let allowDeleteSetting = MemberClosing.allowDeleteSetting
+    /// The service whose verdict counts for members bound to a directory object.
+    public static let directoryService = "ldap"
 
     public static func plan(
         service: String = "gewisdb", answers: GEWISDBAnswers, targeted: [User], snapshot: Snapshot
     ) -> Plan {
         var plan = Plan(service: service, population: targeted.count)
-        let allowClose = snapshot.booleanSetting(allowDeleteSetting) == true
+        let allowClose = MemberClosing.isAllowed(in: snapshot)
+        let directory = snapshot.peers[directoryService]
         var downButNotAllowed = 0
+        var keptByDirectory = 0
+        var directoryUnknown = 0
         var failedRequests: [String] = []
 
         for user in targeted.sorted(by: { $0.id < $1.id }) {
@@ -67,8 +72,11 @@ public enum GEWISDBPlanner {
                 if answers.checkedAt > expiration {
                     why = "\(record) expired on \(day(expiration))"
                 } else {
+                    // A valid member: GEWISDB vouches, whatever becomes of the profile fields.
+                    plan.verdicts.append(Verdict(user: .existing(user.id), vouches: true))
                     do {
-                        let wanted = try values(for: member, record: record)
+                        let (wanted, dropped) = try values(for: member, record: record)
+                        plan.rejected += dropped
                         plan.entities.passed += 1
                         let fields = FieldChange.diff(user, to: wanted)
                         if !fields.isEmpty {
@@ -85,37 +93,47 @@ public enum GEWISDBPlanner {
 
             // Down: expired, deleted or unknown.
             plan.entities.passed += 1
+            plan.verdicts.append(Verdict(user: .existing(user.id), vouches: false))
+            // A member bound to a directory object is the directory's too: not closed while the
+            // ldap service still vouches (its object exists), nor on a missing or stale verdict.
+            if let uuid = snapshot.ldapBindings[user.id], let directory {
+                switch directory.say(about: user.id) {
+                case .vouches:
+                    keptByDirectory += 1
+                    continue
+                case .unknown:
+                    directoryUnknown += 1
+                    continue
+                case .doesNotVouch:
+                    // Neither vouches: the whole down, the directory's part too (as the original
+                    // runs down() on every service).
+                    plan.append(
+                        .unbind(userId: user.id, uuid: uuid.lowercased()),
+                        reason: "\(why); the ldap service does not vouch either (directory object \(uuid.lowercased()) is gone)")
+                }
+            }
             guard allowClose else {
                 downButNotAllowed += 1
                 continue
             }
-            let balance = snapshot.balance(of: user.id)
-            if balance.isKnownZero {
-                let fields = FieldChange.diff(user, to: [(.deleted, .flag(true)), (.active, .flag(false)), (.canGoIntoDebt, .flag(false))])
-                if !fields.isEmpty {
-                    plan.append(.deleteUser(userId: user.id, fields: fields), reason: "\(why); balance is zero: closed and deleted")
-                }
-            } else {
-                let fields = FieldChange.diff(user, to: [(.active, .flag(false)), (.canGoIntoDebt, .flag(false))])
-                guard !fields.isEmpty else { continue }
-                plan.append(
-                    .deactivateUser(userId: user.id, fields: fields),
-                    reason: "\(why); balance is \(describe(balance)): closed, not deleted")
-                if user.active {
-                    plan.append(
-                        .notice(
-                            userId: user.id, kind: "membership_expiry",
-                            message: "\(why); the account is closed with balance \(describe(balance)). The original "
-                                + "SudoSOS e-mails the member a MembershipExpiryNotification here; sudosos-sync sends no mail."),
-                        reason: "closing notice (recorded, not mailed)")
-                }
-            }
+            plan.changes += MemberClosing.changes(closing: user, why: why, snapshot: snapshot)
         }
         if !failedRequests.isEmpty {
             let shown = failedRequests.prefix(10).joined(separator: "; ")
             let more = failedRequests.count > 10 ? "; and \(failedRequests.count - 10) more" : ""
             plan.warnings.append(
                 "\(failedRequests.count) member(s) left alone because their GEWISDB request failed: \(shown)\(more)")
+        }
+        if keptByDirectory > 0 {
+            plan.warnings.append(
+                "\(keptByDirectory) member(s) are expired, deleted or unknown in GEWISDB but kept open: the ldap service "
+                    + "still vouches for them (their directory object exists)")
+        }
+        if directoryUnknown > 0, let directory {
+            plan.warnings.append(
+                "\(directoryUnknown) member(s) are expired, deleted or unknown in GEWISDB and bound to a directory object, "
+                    + "but the ldap service's verdict on them is missing or older than "
+                    + "\(Int(directory.maxAgeSeconds / 3600))h: left alone until it has run")
         }
         if downButNotAllowed > 0 {
             plan.warnings.append(
@@ -127,8 +145,13 @@ public enum GEWISDBPlanner {
 
     /// The user columns a valid member asks for; only fields GEWISDB sent. Names and the
     /// e-mail address go through the engine's `Validation` (64 characters as PostgreSQL counts
-    /// them, no NUL, e-mail syntax); a rejection never quotes the address.
-    static func values(for member: GEWISDBMember, record: String) throws(Rejection) -> [(UserField, FieldValue)] {
+    /// them, no NUL, e-mail syntax); a rejection never quotes the address. A bad name rejects
+    /// the member; a bad or empty address only drops the address (returned as a rejection to
+    /// count, `invalid_email`), and the rest is applied.
+    static func values(
+        for member: GEWISDBMember, record: String
+    ) throws(Rejection) -> (values: [(UserField, FieldValue)], dropped: [Rejection]) {
+        var dropped: [Rejection] = []
         var wanted: [(UserField, FieldValue)] = []
         if let given = member.givenName.value {
             wanted.append((.firstName, .text(try Validation.name(given, field: "given_name", record: record))))
@@ -139,27 +162,22 @@ public enum GEWISDBPlanner {
             wanted.append((.lastName, .text(try Validation.name(last, field: "middle_name + family_name", record: record))))
         }
         if let email = member.email.value {
-            wanted.append((.email, .text(try Validation.email(email, field: "email", record: record))))
+            do throws(Rejection) {
+                wanted.append((.email, .text(try Validation.email(email, field: "email", record: record))))
+            } catch {
+                dropped.append(Rejection(record: error.record, reason: .invalidEmail, detail: error.detail))
+            }
         }
         if let ofAge = member.isEighteenPlus.value {
             wanted.append((.ofAge, .flag(ofAge)))
         }
         wanted.append((.active, .flag(true)))
-        return wanted
+        return (wanted, dropped)
     }
 
     static func day(_ date: Date) -> String {
         date.formatted(Date.ISO8601FormatStyle(timeZone: .gmt).year().month().day())
     }
 
-    static func describe(_ balance: Balance) -> String {
-        switch balance {
-        case .unknown: return "unknown"
-        case .cents(let cents):
-            let sign = cents < 0 ? "-" : ""
-            let magnitude = cents.magnitude
-            let fraction = magnitude % 100
-            return "\(sign)€\(magnitude / 100).\(fraction < 10 ? "0" : "")\(fraction)"
-        }
-    }
+    static func describe(_ balance: Balance) -> String { MemberClosing.describe(balance) }
 }

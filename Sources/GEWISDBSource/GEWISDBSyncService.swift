@@ -11,16 +11,21 @@ public struct GEWISDBSyncService: SyncService {
     public let settings: GEWISDBSettings
     /// The clock that decides expiry (injected by tests).
     private let now: @Sendable () -> Date
+    /// The other services running here whose verdicts count (the ldap service, for bound members).
+    public let peers: [PeerRequest]
     public var name: String { "gewisdb" }
-    public var snapshotRequest: SnapshotRequest { SnapshotRequest(userTypes: [.member], includeBalances: true, writes: [.user]) }
+    public var snapshotRequest: SnapshotRequest {
+        SnapshotRequest(userTypes: [.member], includeBalances: true, writes: [.user], peers: peers)
+    }
 
-    public init(settings: GEWISDBSettings) {
-        self.init(settings: settings, now: { Date() })
+    public init(settings: GEWISDBSettings, peers: [PeerRequest] = []) {
+        self.init(settings: settings, peers: peers, now: { Date() })
     }
 
     /// With an explicit clock: `now()` is read once per run, when the members have been fetched.
-    public init(settings: GEWISDBSettings, now: @escaping @Sendable () -> Date) {
+    public init(settings: GEWISDBSettings, peers: [PeerRequest] = [], now: @escaping @Sendable () -> Date) {
         self.settings = settings
+        self.peers = peers
         self.now = now
     }
 

@@ -19,7 +19,8 @@ struct DirectoryReader {
     let logger: Logger
     let reporter: any RunReporter
 
-    static let personFilter = "(objectClass=person)"
+    /// Who is a person: `directory_type` (AD: users of category person, as SudoSOS's own sync).
+    var personFilter: String { settings.directoryType.personFilter }
     static let groupFilter = "(|(objectClass=group)(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))"
 
     var attributes: [String] {
@@ -32,7 +33,7 @@ struct DirectoryReader {
     func read(roleNames: Set<String>) async throws(SyncError) -> Directory {
         var directory = Directory()
         let everything = try await search(
-            "objects", base: settings.base, filter: "(|\(Self.personFilter)\(Self.groupFilter))")
+            "objects", base: settings.base, filter: "(|\(personFilter)\(Self.groupFilter))")
         add(everything, to: &directory)
 
         if let shared = settings.sharedAccountFilter {
@@ -67,7 +68,7 @@ struct DirectoryReader {
                 guard let dn = directory.objects[group]?.dn else { continue }
                 let found = try await search(
                     "members of a group", base: settings.base,
-                    filter: "(&\(Self.personFilter)\(LDAPFilter.memberOfInChain(dn)))")
+                    filter: "(&\(personFilter)\(LDAPFilter.memberOfInChain(dn)))")
                 add(found, to: &directory)
                 directory.members[group] = Set(found.map(\.key)).sorted()
             }

@@ -42,6 +42,9 @@ struct LDAPPlanner {
         self.plan = Plan(service: service)
     }
 
+    /// The service whose verdict counts for members with a member number.
+    static let memberDatabaseService = "gewisdb"
+
     /// The types the service syncs; deleted users are left alone.
     static let targetTypes: Set<UserType> = [.organ, .member, .integration]
 
@@ -58,6 +61,10 @@ struct LDAPPlanner {
         var membershipChanges: [PlannedChange] = []
         var roleChanges: [PlannedChange] = []
         var population = 0
+        let memberDatabase = snapshot.peers[Self.memberDatabaseService]
+        var keptByMemberDatabase = 0
+        var memberDatabaseUnknown = 0
+        var downButNotAllowed = 0
 
         // Organs and their memberships.
         for key in directory.organGroups {
@@ -95,11 +102,36 @@ struct LDAPPlanner {
             population += 1
             guard let uuid = snapshot.ldapBindings[user.id]?.lowercased() else { continue }
             let guid = GUIDValue(hex: uuid)
-            guard let guid, guidCount[guid] != nil else {
+            let exists = guid.map { guidCount[$0] != nil } ?? false
+            if user.type == .member {
+                plan.verdicts.append(Verdict(user: .existing(user.id), vouches: exists))
+            }
+            guard let guid, exists else {
+                let gone = "directory object \(uuid) no longer exists"
                 switch user.type {
                 case .member:
-                    closings.append(PlannedChange(
-                        .unbind(userId: user.id, uuid: uuid), reason: "directory object \(uuid) no longer exists"))
+                    // A member with a member number is GEWISDB's too: the binding stays while the
+                    // gewisdb service vouches, or while its verdict is missing or stale.
+                    guard let lidnr = snapshot.memberNumbers[user.id], let memberDatabase else {
+                        closings.append(PlannedChange(.unbind(userId: user.id, uuid: uuid), reason: gone))
+                        continue
+                    }
+                    switch memberDatabase.say(about: user.id) {
+                    case .vouches:
+                        keptByMemberDatabase += 1
+                    case .unknown:
+                        memberDatabaseUnknown += 1
+                    case .doesNotVouch:
+                        // Neither vouches: the whole down, GEWISDB's part too (as the original
+                        // runs down() on every service).
+                        let why = "\(gone) and the gewisdb service does not vouch for member \(lidnr) either"
+                        closings.append(PlannedChange(.unbind(userId: user.id, uuid: uuid), reason: why))
+                        if MemberClosing.isAllowed(in: snapshot) {
+                            closings += MemberClosing.changes(closing: user, why: why, snapshot: snapshot)
+                        } else {
+                            downButNotAllowed += 1
+                        }
+                    }
                 default:
                     if user.active {
                         closings.append(PlannedChange(
@@ -114,8 +146,14 @@ struct LDAPPlanner {
             guard user.type != .member, guidCount[guid] == 1, let key = objectByGUID[guid], let object = directory.objects[key]
             else { continue }
             guard let name = displayName(object) else { continue }
+            // As the original refreshes organs and service accounts on every run: the name from
+            // the directory, no last name, no debt, active, no terms to accept.
             let fields = FieldChange.diff(
-                user, to: [(.firstName, .text(name)), (.active, .flag(true)), (.acceptedToS, .text(TermsOfServiceStatus.notRequired.rawValue))])
+                user,
+                to: [
+                    (.firstName, .text(name)), (.lastName, .text("")), (.canGoIntoDebt, .flag(false)), (.active, .flag(true)),
+                    (.acceptedToS, .text(TermsOfServiceStatus.notRequired.rawValue)),
+                ])
             if !fields.isEmpty {
                 updates.append(PlannedChange(
                     .updateUser(userId: user.id, fields: fields), reason: "in step with \(object.dn)"))
@@ -123,11 +161,36 @@ struct LDAPPlanner {
         }
 
         plan.changes = creations + bindings + updates + closings + membershipChanges + roleChanges
+        // Members this run creates or binds: the directory vouches for them.
+        for planned in creations {
+            if case .createUser(let new) = planned.change, new.type == .member {
+                plan.verdicts.append(Verdict(user: .new(new.ref), vouches: true))
+            }
+        }
+        for planned in bindings {
+            if case .bind(let user, _) = planned.change { plan.verdicts.append(Verdict(user: user, vouches: true)) }
+        }
+        if keptByMemberDatabase > 0 {
+            plan.warnings.append(
+                "\(keptByMemberDatabase) member(s) whose directory object is gone keep their binding: the gewisdb service "
+                    + "still vouches for them")
+        }
+        if memberDatabaseUnknown > 0, let memberDatabase {
+            plan.warnings.append(
+                "\(memberDatabaseUnknown) member(s) whose directory object is gone keep their binding: the gewisdb service's "
+                    + "verdict on them is missing or older than \(Int(memberDatabase.maxAgeSeconds / 3600))h")
+        }
+        if downButNotAllowed > 0 {
+            plan.warnings.append(
+                "\(downButNotAllowed) member(s) are vouched for by neither service, but the server setting "
+                    + "\(MemberClosing.allowDeleteSetting) is not true: unbound, none closed")
+        }
         // The base of max_deletion_ratio: the users this service syncs plus the membership and
         // role rows of the groups it syncs.
         plan.population = population
         plan.entities.passed = passed.count
-        plan.entities.failed = plan.rejected.count
+        // Failed: the objects rejected whole (a dropped e-mail address leaves its person passed).
+        plan.entities.failed = rejectedKeys.count
         return plan
     }
 
@@ -355,9 +418,15 @@ struct LDAPPlanner {
             }
             let given = try Validation.required(try name(object, "givenname", field: "givenName"), field: "givenName", record: object.dn)
             let sn = try name(object, "sn", field: "sn") ?? ""
+            // A bad address drops the address, not the person: the account is created with an
+            // empty e-mail and the field's rejection is counted (the person still passes).
             var email = ""
             if let raw = object.attributes["mail"] {
-                email = try Validation.email(try Validation.text(raw, field: "mail", record: object.dn), field: "mail", record: object.dn)
+                do throws(Rejection) {
+                    email = try Validation.email(try Validation.text(raw, field: "mail", record: object.dn), field: "mail", record: object.dn)
+                } catch {
+                    plan.rejected.append(Rejection(record: error.record, reason: .invalidEmail, detail: error.detail))
+                }
             }
             passed.insert(key)
             return create(NewUser(
@@ -405,8 +474,13 @@ struct LDAPPlanner {
             }
         }
         if case .existing(let organId) = organ {
-            for (userId, _) in current.sorted(by: { $0.key < $1.key }) where !wantedExisting.contains(userId) {
-                guard snapshot.users[userId] != nil else { continue }
+            for (userId, index) in current.sorted(by: { $0.key < $1.key }) where !wantedExisting.contains(userId) {
+                // A row of a user this service does not manage stays, and so does its index:
+                // a newcomer must not share it.
+                guard snapshot.users[userId] != nil else {
+                    used.insert(index)
+                    continue
+                }
                 changes.append(PlannedChange(
                     .removeMembership(userId: userId, organId: organId), reason: "no longer a member of \(dn)"))
             }

@@ -7,11 +7,17 @@ import SyncEngine
 public struct LDAPSyncService: SyncService {
     public typealias Source = Directory
     public let settings: LDAPSettings
+    /// The other services running here whose verdicts count (gewisdb, for members with a member number).
+    public let peers: [PeerRequest]
     public var name: String { "ldap" }
-    public var snapshotRequest: SnapshotRequest { SnapshotRequest(userTypes: LDAPPlanner.targetTypes) }
+    /// Balances only when another service's verdict can make this run close a member.
+    public var snapshotRequest: SnapshotRequest {
+        SnapshotRequest(userTypes: LDAPPlanner.targetTypes, includeBalances: !peers.isEmpty, peers: peers)
+    }
 
-    public init(settings: LDAPSettings) {
+    public init(settings: LDAPSettings, peers: [PeerRequest] = []) {
         self.settings = settings
+        self.peers = peers
     }
 
     /// ORGAN, MEMBER and INTEGRATION users that are not deleted.

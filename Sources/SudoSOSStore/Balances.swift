@@ -62,15 +62,51 @@ enum Balances {
 
     /// Balances of `userIds`: known cents when the tables exist, `.unknown` for all otherwise.
     static func read(_ userIds: [Int], session: any SQLSession) throws -> [Int: Balance] {
-        var result = Dictionary(uniqueKeysWithValues: userIds.map { ($0, Balance.unknown) })
-        guard !userIds.isEmpty else { return result }
+        guard !userIds.isEmpty, try tablesPresent(session) else {
+            return Dictionary(uniqueKeysWithValues: userIds.map { ($0, Balance.unknown) })
+        }
+        return try compute(userIds, session: session)
+    }
+
+    /// Whether every balance table exists.
+    private static func tablesPresent(_ session: any SQLSession) throws -> Bool {
         let check = session.dialect.tablesPresent(tables)
         let present = try session.query(check.sql, check.parameters, what: "looking for SudoSOS's balance tables")
-        guard let row = present.rows.first, try row.optionalString("ok") != nil, try row.bool("ok") else { return result }
+        guard let row = present.rows.first, try row.optionalString("ok") != nil else { return false }
+        return try row.bool("ok")
+    }
+
+    /// The balances of `userIds` (the tables exist).
+    private static func compute(_ userIds: [Int], session: any SQLSession) throws -> [Int: Balance] {
+        var result = Dictionary(uniqueKeysWithValues: userIds.map { ($0, Balance.unknown) })
         let rows = try session.query(sql(userIds), what: "computing balances")
         for row in rows.rows {
             result[try row.int("id")] = .cents(Int(try row.int64("cents")))
         }
         return result
+    }
+
+    /// Locks the rows of the users `plan` deletes, then their cached balance rows (`FOR UPDATE`;
+    /// a purchase or transfer for them checks its foreign key with a shared lock on the user's
+    /// row, so it waits for this transaction: KEY SHARE on PostgreSQL, S on InnoDB) and
+    /// computes their balances inside the caller's transaction. A deletion whose balance is not
+    /// exactly zero now becomes a close without delete (`MemberClosing.checkingDeletions`).
+    /// Call first in the apply transaction: on MariaDB's REPEATABLE READ the read view is taken
+    /// by the first plain read, which then comes after the locks. The same statements on both
+    /// engines, four whatever the number of deletions.
+    static func checkingDeletions(_ plan: Plan, session: any SQLSession) throws -> Plan {
+        let deleted = MemberClosing.deletedUsers(in: plan)
+        guard !deleted.isEmpty else { return plan }
+        try session.query(
+            #"SELECT id FROM "user" WHERE id IN (SELECT v FROM \#(ints: deleted) AS l) ORDER BY id FOR UPDATE"#,
+            what: "locking the users to delete")
+        var balances = Dictionary(uniqueKeysWithValues: deleted.map { ($0, Balance.unknown) })
+        if try tablesPresent(session) {
+            try session.query(
+                #"SELECT "userId" FROM balance WHERE "userId" IN (SELECT v FROM \#(ints: deleted) AS l) FOR UPDATE"#,
+                what: "locking the balances of the users to delete")
+            balances = try compute(deleted, session: session)
+        }
+        return MemberClosing.checkingDeletions(plan, balancesNow: balances)
     }
 }

@@ -28,7 +28,10 @@ struct MariaDBPlanApplier {
     /// The schema variant the snapshot was read in: the table and column names written.
     let schema: SudoSOSSchema
 
-    func apply(_ plan: Plan) throws {
+    /// Applies `plan`; returns it as applied (deletions whose balance is not zero at apply
+    /// time turned into closes).
+    func apply(_ original: Plan) throws -> Plan {
+        let plan = try Balances.checkingDeletions(original, session: connection)
         let batches = try PlanBatches(plan)
         let newIds = try createUsers(batches.creates)
         let resolve = PlanBatches.resolver(newIds)
@@ -88,6 +91,25 @@ struct MariaDBPlanApplier {
                 what: "recording notices")
             guard written.affected == batches.notices.count else { throw SyncError.failed("recording notices wrote \(written.affected) rows") }
         }
+        try recordVerdicts(plan, resolve: resolve)
+        return plan
+    }
+
+    // MARK: - Verdicts
+
+    /// Upserts this run's verdicts (`sudosos_sync_verdict`), `at` = now in UTC: one statement.
+    private func recordVerdicts(_ plan: Plan, resolve: (UserRef) throws -> Int) throws {
+        let rows = try PlanBatches.latestVerdicts(plan, resolve: resolve)
+        guard !rows.isEmpty else { return }
+        _ = try connection.query(
+            """
+            INSERT INTO sudosos_sync_verdict (service, user_id, vouches, run_id, at)
+            SELECT ?, t.k1, t.v, ?, UTC_TIMESTAMP(6)
+            FROM \(Self.jsonTable(["k1 INT PATH '$[0]'", "v INT PATH '$[1]'"])) ORDER BY t.ord
+            ON DUPLICATE KEY UPDATE vouches = VALUES(vouches), run_id = VALUES(run_id), at = VALUES(at)
+            """,
+            [plan.service, String(runId), try Self.json(rows.map { [.int($0.key), .int($0.value ? 1 : 0)] })],
+            what: "recording verdicts")
     }
 
     // MARK: - Creates

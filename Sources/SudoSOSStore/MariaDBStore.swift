@@ -5,7 +5,8 @@ import SyncEngine
 
 /// The SudoSOS database on MariaDB/MySQL (the engine the real SudoSOS runs on), over
 /// Connector/C: snapshot, apply in one InnoDB transaction, audit trail, the per-service
-/// `GET_LOCK()`, and our own tables `sudosos_sync_run` / `sudosos_sync_audit` in the SudoSOS
+/// `GET_LOCK()`, and our own tables `sudosos_sync_run` / `sudosos_sync_audit` /
+/// `sudosos_sync_verdict` in the SudoSOS
 /// database. See docs/database.md.
 ///
 /// The snapshot and the balance are the same statements as on PostgreSQL (`SnapshotReader`,
@@ -99,11 +100,15 @@ public final class MariaDBStore: SudoSOSDatabase, @unchecked Sendable {
             release: { lock in _ = try? await self.onQueue { lock.release() } }, body)
     }
 
-    public func snapshot(_ request: SnapshotRequest) async throws -> Snapshot { try await core.snapshot(request) }
+    public func snapshot(_ request: SnapshotRequest) async throws -> Snapshot {
+        // The peers' verdicts are read from our own table: create it first when missing.
+        if !request.peers.isEmpty { try await onQueue { try self.ensureSchema(self.mainConnection()) } }
+        return try await core.snapshot(request)
+    }
 
     public func schemaFacts() async throws -> SchemaFacts { try await core.schemaFacts() }
 
-    public func apply(_ plan: Plan, runId: Int64) async throws {
+    public func apply(_ plan: Plan, runId: Int64) async throws -> Plan {
         try await onQueue {
             let connection = try self.mainConnection()
             try self.ensureSchema(connection)
@@ -111,7 +116,7 @@ public final class MariaDBStore: SudoSOSDatabase, @unchecked Sendable {
             let applier = MariaDBPlanApplier(
                 connection: connection, runId: runId, versions: self.core.snapshotVersions, rowJSON: self.rowJSON!,
                 schema: self.core.snapshotSchema)
-            try connection.inTransaction { try applier.apply(plan) }
+            return try connection.inTransaction { try applier.apply(plan) }
         }
     }
 
@@ -137,8 +142,8 @@ public final class MariaDBStore: SudoSOSDatabase, @unchecked Sendable {
     }
 }
 
-/// Our own tables on MariaDB/MySQL, which has no schemas: `sudosos_sync_run` and
-/// `sudosos_sync_audit` in the SudoSOS database (every table of ours is `sudosos_sync_*`).
+/// Our own tables on MariaDB/MySQL, which has no schemas: `sudosos_sync_run`,
+/// `sudosos_sync_audit` and `sudosos_sync_verdict` in the SudoSOS database (every table of ours is `sudosos_sync_*`).
 /// Times are `datetime(6)` in UTC. SudoSOS's own tables are never altered.
 enum MariaDBOwnSchema {
     static let statements = [
@@ -171,12 +176,24 @@ enum MariaDBOwnSchema {
           CONSTRAINT sudosos_sync_audit_run FOREIGN KEY (run_id) REFERENCES sudosos_sync_run (id)
         ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4
         """,
+        // One verdict per user across the services: what each service's latest run said.
+        """
+        CREATE TABLE IF NOT EXISTS sudosos_sync_verdict (
+          service varchar(64) NOT NULL,
+          user_id int NOT NULL,
+          vouches tinyint NOT NULL,
+          run_id bigint NOT NULL,
+          at datetime(6) NOT NULL,
+          PRIMARY KEY (service, user_id),
+          CONSTRAINT sudosos_sync_verdict_run FOREIGN KEY (run_id) REFERENCES sudosos_sync_run (id)
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4
+        """,
     ]
 
-    /// Creates what is missing. One query when both tables exist. `CREATE TABLE IF NOT EXISTS`
+    /// Creates what is missing. One query when all tables exist. `CREATE TABLE IF NOT EXISTS`
     /// is atomic on MariaDB (a metadata lock), so two first runs at once cannot both fail.
     static func ensure(on connection: MariaDBConnection) throws {
-        let check = SQLDialect.mariadb.tablesPresent(["sudosos_sync_run", "sudosos_sync_audit"])
+        let check = SQLDialect.mariadb.tablesPresent(["sudosos_sync_run", "sudosos_sync_audit", "sudosos_sync_verdict"])
         let present = try connection.query(check.sql, check.parameters, what: "looking for the sudosos_sync tables")
         if let row = present.rows.first, try row.bool("ok") { return }
         for statement in statements {

@@ -1,6 +1,7 @@
 import SyncEngine
 
-/// Our own schema `sudosos_sync`: one `run` row per run, one `audit` row per applied change.
+/// Our own schema `sudosos_sync`: one `run` row per run, one `audit` row per applied change,
+/// one `verdict` row per service and user (what its latest run said about them).
 /// SudoSOS's own tables are never altered. See docs/database.md.
 enum OwnSchema {
     /// Key of the transaction-level advisory lock that serializes the creation, so two
@@ -36,6 +37,17 @@ enum OwnSchema {
         )
         """,
         "CREATE INDEX IF NOT EXISTS audit_run_id ON sudosos_sync.audit (run_id)",
+        // One verdict per user across the services: what each service's latest run said.
+        """
+        CREATE TABLE IF NOT EXISTS sudosos_sync.verdict (
+          service text NOT NULL,
+          user_id integer NOT NULL,
+          vouches boolean NOT NULL,
+          run_id bigint NOT NULL REFERENCES sudosos_sync.run (id),
+          at timestamptz NOT NULL DEFAULT now(),
+          PRIMARY KEY (service, user_id)
+        )
+        """,
         "CREATE INDEX IF NOT EXISTS audit_row ON sudosos_sync.audit (table_name, row_key)",
     ]
 
@@ -44,7 +56,10 @@ enum OwnSchema {
     /// other instead of failing on a duplicate catalog entry.
     static func ensure(on connection: PGConnection, store: PostgresStore) throws {
         let present = try connection.query(
-            "SELECT to_regclass('sudosos_sync.run') IS NOT NULL AND to_regclass('sudosos_sync.audit') IS NOT NULL AS ok",
+            """
+            SELECT to_regclass('sudosos_sync.run') IS NOT NULL AND to_regclass('sudosos_sync.audit') IS NOT NULL
+                   AND to_regclass('sudosos_sync.verdict') IS NOT NULL AS ok
+            """,
             what: "looking for the sudosos_sync schema")
         if let row = present.rows.first, try row.bool("ok") { return }
         try connection.inTransaction {

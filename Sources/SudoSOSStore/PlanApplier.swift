@@ -21,7 +21,10 @@ struct PlanApplier {
     /// The schema variant the snapshot was read in: the table and column names written.
     let schema: SudoSOSSchema
 
-    func apply(_ plan: Plan) throws {
+    /// Applies `plan`; returns it as applied (deletions whose balance is not zero at apply
+    /// time turned into closes).
+    func apply(_ original: Plan) throws -> Plan {
+        let plan = try Balances.checkingDeletions(original, session: connection)
         let batches = try PlanBatches(plan)
         let newIds = try createUsers(batches.creates)
         let resolve = PlanBatches.resolver(newIds)
@@ -116,6 +119,7 @@ struct PlanApplier {
                         FROM ins JOIN t ON t.c1 = ins."userId" AND t.c2 = ins."\(organ)" ORDER BY t.ord RETURNING 1)
                 SELECT ins."userId"::text || ':' || ins."\(organ)"::text AS k FROM ins
                 """)
+        try recordVerdicts(plan, resolve: resolve)
         try bulk(
             "recording notices", rows: notices,
             columns: [("int", { String($0.0) }), ("text", { $0.1 }), ("text", { $0.2 }), ("text", { $0.3 })],
@@ -127,6 +131,23 @@ struct PlanApplier {
                         FROM t ORDER BY t.ord RETURNING row_key->>'id' AS k)
                 SELECT k FROM aud
                 """)
+        return plan
+    }
+
+    // MARK: - Verdicts
+
+    /// Upserts this run's verdicts (`sudosos_sync.verdict`), `at` = now(): one statement.
+    private func recordVerdicts(_ plan: Plan, resolve: (UserRef) throws -> Int) throws {
+        let rows = try PlanBatches.latestVerdicts(plan, resolve: resolve)
+        guard !rows.isEmpty else { return }
+        try connection.query(
+            """
+            INSERT INTO sudosos_sync.verdict (service, user_id, vouches, run_id, at)
+            SELECT $1, t.user_id, t.vouches, $2::bigint, now() FROM unnest($3::int[], $4::bool[]) AS t(user_id, vouches)
+            ON CONFLICT (service, user_id) DO UPDATE SET vouches = EXCLUDED.vouches, run_id = EXCLUDED.run_id, at = EXCLUDED.at
+            """,
+            [plan.service, String(runId), PGValue.intArray(rows.map(\.key)), PGValue.boolArray(rows.map(\.value))],
+            what: "recording verdicts")
     }
 
     // MARK: - Creates

@@ -51,6 +51,14 @@ struct PlanBatches {
         }
     }
 
+    /// The plan's verdicts to record, one per user (the last one the plan gives for a user),
+    /// new users resolved to their ids, by id.
+    static func latestVerdicts(_ plan: Plan, resolve: (UserRef) throws -> Int) throws -> [(key: Int, value: Bool)] {
+        var latest: [Int: Bool] = [:]
+        for verdict in plan.verdicts { latest[try resolve(verdict.user)] = verdict.vouches }
+        return latest.sorted { $0.key < $1.key }
+    }
+
     /// Resolves plan refs once the new users' ids are known (`newIds`: ref → id).
     static func resolver(_ newIds: [Int: Int]) -> (UserRef) throws -> Int {
         { ref in

@@ -89,17 +89,21 @@ public final class PostgresStore: SudoSOSDatabase, @unchecked Sendable {
             release: { await $0.release() }, body)
     }
 
-    public func snapshot(_ request: SnapshotRequest) async throws -> Snapshot { try await core.snapshot(request) }
+    public func snapshot(_ request: SnapshotRequest) async throws -> Snapshot {
+        // The peers' verdicts are read from our own table: create it first when missing.
+        if !request.peers.isEmpty { try await onQueue { try self.ensureSchema(self.mainConnection()) } }
+        return try await core.snapshot(request)
+    }
 
     public func schemaFacts() async throws -> SchemaFacts { try await core.schemaFacts() }
 
-    public func apply(_ plan: Plan, runId: Int64) async throws {
+    public func apply(_ plan: Plan, runId: Int64) async throws -> Plan {
         try await onQueue {
             let connection = try self.mainConnection()
             try self.ensureSchema(connection)
             let versions = self.core.snapshotVersions
             let schema = self.core.snapshotSchema
-            try connection.inTransaction {
+            return try connection.inTransaction {
                 try PlanApplier(connection: connection, runId: runId, versions: versions, schema: schema).apply(plan)
             }
         }

@@ -38,6 +38,24 @@ enum SQLDialect: String, Sendable {
         }
     }
 
+    /// One service's recorded verdicts (parameter: the service) with their age in seconds on
+    /// the database's clock: `user_id`, `vouches`, `run_id`, `age`.
+    var peerVerdicts: String {
+        switch self {
+        case .postgres:
+            return """
+                SELECT user_id, vouches, run_id, extract(epoch FROM now() - at)::float8 AS age
+                FROM sudosos_sync.verdict WHERE service = $1
+                """
+        // `at` is UTC (`UTC_TIMESTAMP(6)` when written), so the age is taken against UTC too.
+        case .mariadb:
+            return """
+                SELECT user_id, vouches, run_id, TIMESTAMPDIFF(MICROSECOND, at, UTC_TIMESTAMP(6)) / 1000000 AS age
+                FROM sudosos_sync_verdict WHERE service = ?
+                """
+        }
+    }
+
     /// `expression` as plain text (PostgreSQL's information schema has its own string types).
     func text(_ expression: String) -> String {
         switch self {

@@ -59,6 +59,11 @@ struct SQLRow: Sendable {
         return value
     }
 
+    func double(_ column: String) throws -> Double {
+        guard let value = Double(try string(column)) else { throw undecodable(column, "a number") }
+        return value
+    }
+
     func bool(_ column: String) throws -> Bool {
         switch try string(column) {
         case "t", "1": return true

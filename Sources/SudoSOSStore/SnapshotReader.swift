@@ -42,6 +42,16 @@ struct SnapshotReader {
             snapshot.settings = try pairs(
                 #"SELECT "key" AS k, "value" AS v FROM server_setting"#, what: "reading server_setting"
             ) { try ($0.string("k"), $0.string("v")) }
+            for peer in request.peers {
+                var verdicts = PeerVerdicts(service: peer.service, maxAgeSeconds: Double(peer.maxAge.components.seconds))
+                for row in try session.query(
+                    session.dialect.peerVerdicts, [peer.service], what: "reading the \(peer.service) service's verdicts"
+                ).rows {
+                    verdicts.verdicts[try row.int("user_id")] = RecordedVerdict(
+                        vouches: try row.bool("vouches"), ageSeconds: try row.double("age"), runId: try row.int64("run_id"))
+                }
+                snapshot.peers[peer.service] = verdicts
+            }
             if request.includeBalances {
                 snapshot.balances = try Balances.read(Array(snapshot.users.keys), session: session)
             }

@@ -12,6 +12,7 @@ extension Configuration {
     /// not configured.
     public func restricted(to service: String) -> Configuration? {
         var child = Configuration(database: database, supervisor: supervisor)
+        child.peerServices = peers(of: service)
         child.metrics = MetricsSettings(listenHost: metrics.listenHost, listenPort: metrics.listenPort, triggerToken: nil)
         switch service {
         case "ldap":

@@ -11,6 +11,9 @@ public struct Configuration: Sendable, Hashable, Codable {
     public var supervisor: SupervisorSettings
     public var ldap: LDAPSettings?
     public var gewisdb: GEWISDBSettings?
+    /// Set in a child's restricted configuration: the other services enabled in the full one
+    /// (their verdicts count, docs/ldap.md "One verdict per user"). nil: from the sections here.
+    public var peerServices: [String]?
 
     public init(
         database: DatabaseSettings = DatabaseSettings(), metrics: MetricsSettings = MetricsSettings(),
@@ -34,6 +37,11 @@ public struct Configuration: Sendable, Hashable, Codable {
     /// Names of the enabled services, sorted.
     public var enabledServices: [String] {
         services.filter { $0.value.enabled }.keys.sorted()
+    }
+
+    /// The other enabled services whose verdicts `service` consults.
+    public func peers(of service: String) -> [String] {
+        (peerServices ?? enabledServices).filter { $0 != service }
     }
 }
 
@@ -146,12 +154,17 @@ public struct ServiceSettings: Sendable, Hashable, Codable {
     public var limits: ResourceLimits
     public var dryRun: Bool
     public var threshold: DeletionThreshold
+    /// How old the other service's verdict on a user may be for this service to rely on it
+    /// (`verdict_max_age`); older or missing: unknown, the user is left alone.
+    public var verdictMaxAge: Duration
 
     public init(
         enabled: Bool = false, schedule: ScheduleSetting? = nil, runOnStart: Bool = false,
         timeout: Duration = .seconds(600), heartbeatTimeout: Duration = .seconds(120),
-        limits: ResourceLimits = ResourceLimits(), dryRun: Bool = false, threshold: DeletionThreshold = DeletionThreshold()
+        limits: ResourceLimits = ResourceLimits(), dryRun: Bool = false, threshold: DeletionThreshold = DeletionThreshold(),
+        verdictMaxAge: Duration = .seconds(48 * 3600)
     ) {
+        self.verdictMaxAge = verdictMaxAge
         self.enabled = enabled
         self.schedule = schedule
         self.runOnStart = runOnStart
@@ -169,6 +182,24 @@ public enum NestedGroupMode: String, Sendable, Hashable, CaseIterable, Codable {
     case matchingRuleInChain = "matching_rule_in_chain"
     /// Read `member` of groups and resolve the transitive closure here.
     case memberAttribute = "member_attribute"
+}
+
+/// What kind of directory server it is: decides who counts as a person.
+public enum DirectoryType: String, Sendable, Hashable, CaseIterable, Codable {
+    /// Active Directory (and Samba AD): people are `(&(objectClass=user)(objectCategory=person))`,
+    /// as in SudoSOS's own sync, so contacts, computers and managed service accounts in a group
+    /// get no account.
+    case activeDirectory = "active_directory"
+    /// OpenLDAP and other servers: people are `(objectClass=person)` (inetOrgPerson and the like).
+    case openLDAP = "openldap"
+
+    /// The LDAP filter that selects people.
+    public var personFilter: String {
+        switch self {
+        case .activeDirectory: return "(&(objectClass=user)(objectCategory=person))"
+        case .openLDAP: return "(objectClass=person)"
+        }
+    }
 }
 
 /// Which attribute identifies a directory object.
@@ -195,6 +226,8 @@ public struct LDAPSettings: Sendable, Hashable, Codable {
     public var serviceAccountFilter: String?
     public var guidAttribute: GUIDAttribute
     public var nestedGroups: NestedGroupMode
+    /// Who is a person (`directory_type`).
+    public var directoryType: DirectoryType
     public var caFile: String?
     /// Use StartTLS on an `ldap://` URL.
     public var startTLS: Bool
@@ -208,7 +241,8 @@ public struct LDAPSettings: Sendable, Hashable, Codable {
         common: ServiceSettings = ServiceSettings(), serverURL: String, base: String, bindUser: String? = nil,
         bindPassword: String? = nil, sharedAccountFilter: String? = nil, roleFilter: String? = nil,
         serviceAccountFilter: String? = nil, guidAttribute: GUIDAttribute = .objectGUID,
-        nestedGroups: NestedGroupMode = .matchingRuleInChain, caFile: String? = nil, startTLS: Bool = false,
+        nestedGroups: NestedGroupMode = .matchingRuleInChain, directoryType: DirectoryType = .activeDirectory,
+        caFile: String? = nil, startTLS: Bool = false,
         networkTimeout: Duration = .seconds(10), operationTimeout: Duration = .seconds(60), pageSize: Int = 1000
     ) {
         self.common = common
@@ -221,6 +255,7 @@ public struct LDAPSettings: Sendable, Hashable, Codable {
         self.serviceAccountFilter = serviceAccountFilter
         self.guidAttribute = guidAttribute
         self.nestedGroups = nestedGroups
+        self.directoryType = directoryType
         self.caFile = caFile
         self.startTLS = startTLS
         self.networkTimeout = networkTimeout

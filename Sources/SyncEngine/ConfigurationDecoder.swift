@@ -141,6 +141,7 @@ struct ConfigurationDecoder {
         if let value = reader.bool(p + "dry_run") { settings.dryRun = value }
         if let value = reader.int(p + "max_deletions", in: 0...Int.max) { settings.threshold.maxDeletions = value }
         if let value = reader.ratio(p + "max_deletion_ratio") { settings.threshold.maxRatio = value }
+        if let value = reader.duration(p + "verdict_max_age") { settings.verdictMaxAge = value }
         if let value = reader.byteSize(p + "limits.memory") { settings.limits.memoryBytes = value }
         if let value = reader.duration(p + "limits.cpu") {
             // RLIMIT_CPU counts whole seconds; round a fraction up so a limit is never 0.
@@ -177,6 +178,12 @@ struct ConfigurationDecoder {
         settings.serviceAccountFilter = dn(p + "service_account_filter")
         if let value = reader.choice(p + "guid_attribute", of: GUIDAttribute.self) { settings.guidAttribute = value }
         if let value = reader.choice(p + "nested_groups", of: NestedGroupMode.self) { settings.nestedGroups = value }
+        // entryUUID is OpenLDAP's; without an explicit directory_type it implies openldap.
+        if let value = reader.choice(p + "directory_type", of: DirectoryType.self) {
+            settings.directoryType = value
+        } else if settings.guidAttribute == .entryUUID {
+            settings.directoryType = .openLDAP
+        }
         if let file = reader.nonEmptyString(p + "ca_file") {
             if FileManager.default.isReadableFile(atPath: file) {
                 settings.caFile = file

@@ -20,7 +20,7 @@ enum ConfigurationSchema {
     static let commonServiceLeaves: [String: Display] = [
         "enabled": .plain, "schedule": .plain, "interval": .plain, "run_on_start": .plain,
         "timeout": .plain, "heartbeat_timeout": .plain, "dry_run": .plain,
-        "max_deletions": .plain, "max_deletion_ratio": .plain,
+        "max_deletions": .plain, "max_deletion_ratio": .plain, "verdict_max_age": .plain,
         "limits.memory": .plain, "limits.cpu": .plain, "limits.open_files": .plain,
     ]
 
@@ -29,7 +29,7 @@ enum ConfigurationSchema {
         "ldap": [
             "server_url": .plain, "base": .plain, "bind_user": .plain, "bind_pw": .hidden,
             "shared_account_filter": .plain, "role_filter": .plain, "service_account_filter": .plain,
-            "guid_attribute": .plain, "nested_groups": .plain, "ca_file": .plain, "start_tls": .plain,
+            "guid_attribute": .plain, "nested_groups": .plain, "directory_type": .plain, "ca_file": .plain, "start_tls": .plain,
             "network_timeout": .plain, "operation_timeout": .plain, "page_size": .plain,
         ],
         "gewisdb": [

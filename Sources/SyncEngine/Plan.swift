@@ -199,6 +199,9 @@ public struct Plan: Sendable, Codable, Hashable {
     /// The synced population: the base of `max_deletion_ratio`.
     public var population: Int
     public var entities: EntityCounts
+    /// What this run says about each user it decided on, recorded for the other services
+    /// (`sudosos_sync.verdict`, in the apply transaction; not on a dry or refused run).
+    public var verdicts: [Verdict] = []
 
     public init(
         service: String, changes: [PlannedChange] = [], rejected: [Rejection] = [], warnings: [String] = [],

@@ -55,9 +55,11 @@ public struct SyncRunner: Sendable {
                 if case .refused(let why) = threshold.check(planned) {
                     throw SyncError.refused("plan refused by the deletion threshold: \(why); nothing was written")
                 }
-                if !dryRun && !planned.changes.isEmpty {
+                // Verdicts are written even when nothing changes: their age is what the other
+                // service relies on.
+                if !dryRun && (!planned.changes.isEmpty || !planned.verdicts.isEmpty) {
                     reporter.heartbeat(phase: "apply")
-                    try await database.apply(planned, runId: runId!)
+                    plan = try await database.apply(planned, runId: runId!)
                     applied = true
                 }
             }

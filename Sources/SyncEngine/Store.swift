@@ -17,8 +17,15 @@ public protocol SudoSOSDatabase: Sendable {
     func snapshot(_ request: SnapshotRequest) async throws -> Snapshot
 
     /// Applies `plan` in one transaction: only the rows that change, TypeORM's version and
-    /// updatedAt rules, one audit row per change (`sudosos_sync_audit` / `sudosos_sync.audit`). Rolls back on any error.
-    func apply(_ plan: Plan, runId: Int64) async throws
+    /// updatedAt rules, one audit row per change (`sudosos_sync_audit` / `sudosos_sync.audit`),
+    /// the plan's verdicts. Rolls back on any error.
+    ///
+    /// A deletion (`deleteUser`) happens only if the user's balance, computed inside the
+    /// transaction with the user's row locked (so no purchase or transfer can be written for
+    /// them until the commit), is exactly zero; otherwise it becomes a close without delete,
+    /// with the reason saying why (and the closing notice when the user was active). Returns
+    /// the plan as applied.
+    func apply(_ plan: Plan, runId: Int64) async throws -> Plan
 
     /// Inserts the `sudosos_sync.run` row of a starting run and returns its id.
     func beginRun(service: String, dryRun: Bool, startedAt: Date) async throws -> Int64

@@ -170,6 +170,9 @@ public struct Snapshot: Sendable, Codable, Hashable {
     public var settings: [String: String]
     /// Balances of the target users, when the service asked for them.
     public var balances: [Int: Balance]
+    /// The latest verdicts of the other services that run in this deployment, by service
+    /// (absent: that service does not run here, and has no say).
+    public var peers: [String: PeerVerdicts] = [:]
 
     public init(
         users: [Int: User] = [:], ldapBindings: [Int: String] = [:], memberNumbers: [Int: Int] = [:],
@@ -210,13 +213,18 @@ public struct SnapshotRequest: Sendable, Hashable {
     /// found before it asks for the snapshot, and the store writes the plan in the same variant.
     public var schema: SudoSOSSchema
 
+    /// The other services whose latest verdicts to read (`sudosos_sync.verdict` /
+    /// `sudosos_sync_verdict`).
+    public var peers: [PeerRequest]
+
     public init(
         userTypes: Set<UserType>, includeBalances: Bool = false, writes: Set<WrittenTable> = Set(WrittenTable.allCases),
-        schema: SudoSOSSchema = .may2026
+        schema: SudoSOSSchema = .may2026, peers: [PeerRequest] = []
     ) {
         self.userTypes = userTypes
         self.includeBalances = includeBalances
         self.writes = writes
         self.schema = schema
+        self.peers = peers
     }
 }

@@ -56,7 +56,8 @@ public enum Validation {
     }
 
     /// An e-mail address: `local@domain` with a sane ASCII syntax (not all of RFC 5322: no
-    /// quoted local parts, comments or address literals), at most 64 characters.
+    /// quoted local parts, comments or address literals), at most 64 characters. Every
+    /// rejection of an address, an over-long one too, is `invalidEmail`.
     ///
     /// The local part is dot-separated runs of letters, digits and ``!#$%&'*+/=?^_`{|}~-``;
     /// the domain has at least two dot-separated labels of letters, digits and inner hyphens,
@@ -68,9 +69,7 @@ public enum Validation {
         if value.isEmpty { throw reject("is empty") }
         let count = characterCount(value)
         if count > maxLength {
-            throw Rejection(
-                record: record, reason: .tooLong,
-                detail: "\(field) has \(count) characters, SudoSOS stores at most \(maxLength)")
+            throw reject("has \(count) characters, SudoSOS stores at most \(maxLength)")
         }
         let parts = value.split(separator: "@", omittingEmptySubsequences: false)
         guard parts.count == 2 else {
@@ -253,6 +252,7 @@ extension Validation {
                 result.changes.append(planned)
             }
         }
+        result.verdicts = plan.verdicts.filter { !refersToDropped($0.user) }
         result.rejected += rejections
         result.entities.failed += rejectedRecords.count
         result.entities.passed = max(0, result.entities.passed - rejectedRecords.count)

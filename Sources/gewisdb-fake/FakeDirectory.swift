@@ -110,7 +110,10 @@ final class FakeDirectory: @unchecked Sendable {
         ]
     }
 
-    var health: (healthy: Bool, syncPaused: Bool) { lock.withLock { (healthy, syncPaused) } }
+    /// `syncPaused` nil: the answer has no `sync_paused` key.
+    var health: (healthy: Bool, syncPaused: Bool?) {
+        lock.withLock { (healthy, options.omitSyncPaused ? nil : syncPaused) }
+    }
 
     /// The stored answer for a member and the fault to apply to this request.
     func member(_ lidnr: Int) -> (member: FakeMember?, fault: Fault?) {
@@ -173,8 +176,13 @@ final class FakeDirectory: @unchecked Sendable {
             for (key, value) in pairs {
                 switch key {
                 case "sync_paused":
-                    guard let flag = Bool(value) else { return "sync_paused: not true/false" }
+                    if value == "absent" {
+                        options.omitSyncPaused = true
+                        continue
+                    }
+                    guard let flag = Bool(value) else { return "sync_paused: not true/false/absent" }
                     syncPaused = flag
+                    options.omitSyncPaused = false
                 case "healthy":
                     guard let flag = Bool(value) else { return "healthy: not true/false" }
                     healthy = flag

@@ -31,11 +31,14 @@ struct FakeOptions: Sendable {
     var slowRatio = 0.0
     var syncPaused: Bool?
     var healthy: Bool?
+    /// Answer /health without the `sync_paused` key (as servers before GEWISDB 4.x do).
+    var omitSyncPaused = false
 
     static let usage = """
         usage: gewisdb-fake [--host 127.0.0.1] [--port 0] [--port-file FILE] [--members FILE] [--generate N]
                             [--api-key KEY] [--basic USER:PASSWORD] [--latency-ms N] [--slow-ms N]
                             [--fail-ratio R] [--flaky-ratio R] [--garbage-ratio R] [--misshapen-ratio R] [--slow-ratio R] [--sync-paused] [--unhealthy]
+                            [--no-sync-paused-key]
         A GEWISDB API server for tests, benchmarks and the local demo. Prints `listening on HOST:PORT`.
         """
 
@@ -69,6 +72,7 @@ struct FakeOptions: Sendable {
             case "--slow-ratio": options.slowRatio = try number(flag)
             case "--sync-paused": options.syncPaused = true
             case "--unhealthy": options.healthy = false
+            case "--no-sync-paused-key": options.omitSyncPaused = true
             case "-h", "--help": throw UsageError(message: nil)
             default: throw UsageError(message: "unknown option \(flag)")
             }

@@ -36,7 +36,8 @@ struct FakeRouter: Sendable {
         if path == "/" || path == "/health" {
             guard authorized(authorization) else { return forbidden("HealthR", latency) }
             let health = directory.health
-            return .json(200, #"{"status":"success","healthy":\#(health.healthy),"sync_paused":\#(health.syncPaused)}"#, delay: latency)
+            let paused = health.syncPaused.map { #","sync_paused":\#($0)"# } ?? ""
+            return .json(200, #"{"status":"success","healthy":\#(health.healthy)\#(paused)}"#, delay: latency)
         }
         if path.hasPrefix("/members/"), let lidnr = Int(path.dropFirst("/members/".count)), lidnr >= 0 {
             guard authorized(authorization) else { return forbidden("MembersR", latency) }

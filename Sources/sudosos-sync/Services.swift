@@ -14,14 +14,20 @@ enum Services {
         case "ldap":
             guard let settings = configuration.ldap else { throw notConfigured(name, variables: "LDAP_SERVER_URL and friends") }
             guard settings.common.enabled else { throw disabled(name) }
-            return LDAPSyncService(settings: settings)
+            return LDAPSyncService(settings: settings, peers: peers(of: name, in: configuration, maxAge: settings.common.verdictMaxAge))
         case "gewisdb":
             guard let settings = configuration.gewisdb else { throw notConfigured(name, variables: "GEWISDB_API_URL and GEWISDB_API_KEY") }
             guard settings.common.enabled else { throw disabled(name) }
-            return GEWISDBSyncService(settings: settings)
+            return GEWISDBSyncService(
+                settings: settings, peers: peers(of: name, in: configuration, maxAge: settings.common.verdictMaxAge))
         default:
             throw SyncError.configuration("\(name): unknown service (known: \(names.joined(separator: ", ")))")
         }
+    }
+
+    /// The other enabled services whose verdicts `name` consults (one verdict per user).
+    private static func peers(of name: String, in configuration: Configuration, maxAge: Duration) -> [PeerRequest] {
+        configuration.peers(of: name).map { PeerRequest(service: $0, maxAge: maxAge) }
     }
 
     private static func notConfigured(_ name: String, variables: String) -> SyncError {

@@ -56,6 +56,19 @@ func context(_ reporter: any RunReporter = SilentReporter()) -> RunContext {
         try await client.checkHealth(reporter: SilentReporter())
     }
 
+    /// Issue 11 item 7: as the original, an answer without `sync_paused` is not ready.
+    @Test func healthWithoutSyncPausedIsNotReady() async throws {
+        let fake = try await FakeGEWISDB.start(["--members", FakeGEWISDB.fixture, "--no-sync-paused-key"])
+        defer { fake.stop() }
+        let client = try GEWISDBClient(settings: settings(fake))
+        let error = await #expect(throws: SyncError.self) { try await client.checkHealth(reporter: SilentReporter()) }
+        #expect(error?.kind == .notReady)
+        #expect(error?.exitCode.rawValue == 75)
+        #expect(error?.message.contains("without `sync_paused`") == true)
+        try await fake.set("sync_paused=false")
+        try await client.checkHealth(reporter: SilentReporter())
+    }
+
     @Test func wrongKeyNamesThePermissionProblem() async throws {
         let fake = try await FakeGEWISDB.start(["--members", FakeGEWISDB.fixture])
         defer { fake.stop() }

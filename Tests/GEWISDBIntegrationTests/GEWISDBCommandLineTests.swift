@@ -46,6 +46,19 @@ import TestKit
         #expect(try fixture.versions() == versions)
     }
 
+    /// Issue 11 item 7 on the real binary: no `sync_paused` in /health is exit 75, nothing written.
+    @Test func healthWithoutSyncPausedExits75AndWritesNothing() async throws {
+        let fixture = try SyncFixture()
+        defer { fixture.drop() }
+        let fake = try await FakeGEWISDB.start(["--members", FakeGEWISDB.fixture, "--no-sync-paused-key"])
+        defer { fake.stop() }
+        let versions = try fixture.versions()
+        let result = try await once([], database: fixture.db.url, fake: fake)
+        #expect(result.status == 75, "\(result.stdout)\(result.stderr)")
+        #expect((result.stdout + result.stderr).contains("without `sync_paused`"))
+        #expect(try fixture.versions() == versions)
+    }
+
     @Test(arguments: Engine.allCases) func forbiddenKeyExits69NamingThePermission(_ engine: Engine) async throws {
         let fixture = try SyncFixture(engine)
         defer { fixture.drop() }

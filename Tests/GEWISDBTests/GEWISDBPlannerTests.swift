@@ -164,9 +164,92 @@ import Testing
         ]
         let plan = plan(answers, snapshot(users))
         #expect(plan.rejected.map(\.reason) == [.missingAttribute, .unparsable, .tooLong, .invalidEmail, .unparsable])
-        #expect(plan.entities == EntityCounts(passed: 1, failed: 6))
+        // The bad address drops the address only: member 8004 passes.
+        #expect(plan.entities == EntityCounts(passed: 2, failed: 5))
         #expect(plan.changes.count == 1)
         #expect(!plan.rejected.contains { $0.detail.contains("not-an-address") }, "no address in rejection details")
+    }
+
+    /// Issue 11 item 6: an invalid, over-long or empty e-mail from GEWISDB leaves the stored
+    /// address as it is and applies the rest (names, ofAge, active); the field is counted.
+    @Test func aBadEmailDropsTheEmailNotThePerson() {
+        var stale = user(1)
+        stale.firstName = "Old"
+        stale.active = false
+        let long = String(repeating: "a", count: 60) + "@example.org"
+        for email in ["not-an-address", "", long] {
+            let plan = plan([8001: .found(member(8001, given: "New", email: .value(email)))], snapshot([stale]))
+            #expect(plan.rejected.map(\.reason) == [.invalidEmail], "\(email)")
+            #expect(plan.entities == EntityCounts(passed: 1, failed: 0))
+            guard case .updateUser(let id, let fields)? = plan.changes.first?.change else {
+                Issue.record("no update for \(email): \(plan.changes)")
+                continue
+            }
+            #expect(id == 1)
+            #expect(fields.map(\.field).contains(.firstName) && fields.map(\.field).contains(.active))
+            #expect(!fields.map(\.field).contains(.email), "the stored address is kept")
+            if !email.isEmpty { #expect(plan.rejected.allSatisfy { !$0.detail.contains(email) }) }
+        }
+    }
+
+    /// The ldap service's latest verdicts, as the snapshot reads them.
+    func ldap(_ verdicts: [Int: (Bool, Double)], maxAge: Double = 48 * 3600) -> PeerVerdicts {
+        PeerVerdicts(
+            service: "ldap", maxAgeSeconds: maxAge,
+            verdicts: verdicts.mapValues { RecordedVerdict(vouches: $0.0, ageSeconds: $0.1, runId: 1) })
+    }
+
+    /// Issue 11 item 1: one verdict per user. A down member bound to a directory object is
+    /// closed only when the ldap service does not vouch either (then the binding goes too); kept
+    /// while it vouches; left alone when its verdict is missing or stale; a member without a
+    /// binding, or a deployment without the ldap service, is GEWISDB's alone.
+    @Test func aBoundMemberIsClosedOnlyWhenTheDirectoryDoesNotVouchEither() {
+        let users = (1...5).map { user($0) }
+        var snap = snapshot(users, balances: Dictionary(uniqueKeysWithValues: (1...5).map { ($0, Balance.cents(0)) }))
+        snap.ldapBindings = [1: "aa", 2: "bb", 3: "cc", 4: "dd"]
+        // 1: directory vouches (fresh); 2: does not (fresh); 3: vouched, but 3 days ago; 4: no verdict; 5: no binding.
+        snap.peers["ldap"] = ldap([1: (true, 600), 2: (false, 600), 3: (true, 3 * 86400)])
+        let answers = Dictionary(uniqueKeysWithValues: (1...5).map { (8000 + $0, MemberAnswer.notFound) })
+        let p = plan(answers, snap)
+        #expect(Set(p.changes.map(\.change)) == [
+            .unbind(userId: 2, uuid: "bb"),
+            .deleteUser(userId: 2, fields: [
+                FieldChange(field: .deleted, old: .flag(false), new: .flag(true)),
+                FieldChange(field: .active, old: .flag(true), new: .flag(false)),
+                FieldChange(field: .canGoIntoDebt, old: .flag(true), new: .flag(false)),
+            ]),
+            .deleteUser(userId: 5, fields: [
+                FieldChange(field: .deleted, old: .flag(false), new: .flag(true)),
+                FieldChange(field: .active, old: .flag(true), new: .flag(false)),
+                FieldChange(field: .canGoIntoDebt, old: .flag(true), new: .flag(false)),
+            ]),
+        ])
+        #expect(p.warnings.contains { $0.hasPrefix("1 member(s)") && $0.contains("still vouches") })
+        #expect(p.warnings.contains { $0.hasPrefix("2 member(s)") && $0.contains("missing or older than 48h") })
+        #expect(p.verdicts == (1...5).map { Verdict(user: .existing($0), vouches: false) })
+
+        // Without the ldap service in this deployment, GEWISDB decides alone: all five closed.
+        snap.peers = [:]
+        #expect(plan(answers, snap).countsByAction[.deleted] == 5)
+        #expect(plan(answers, snap).countsByAction[.unbound] == 0)
+        // Not allowed to close: the directory's part (unbind) still happens, as in the original.
+        snap.peers["ldap"] = ldap([2: (false, 600)])
+        snap.settings["allowGewisSyncDelete"] = "false"
+        #expect(plan(answers, snap).changes.map(\.change) == [.unbind(userId: 2, uuid: "bb")])
+    }
+
+    /// GEWISDB's verdicts: valid vouches (even when a profile field is rejected), down does not,
+    /// a failed or unusable answer says nothing.
+    @Test func verdictsFollowTheAnswers() {
+        let users = (1...4).map { user($0) }
+        let answers: [Int: MemberAnswer] = [
+            8001: .found(member(8001)), 8002: .found(member(8002, given: String(repeating: "x", count: 65))),
+            8003: .found(member(8003, expiration: .date(GEWISDBPlannerTests.past))), 8004: .failed("HTTP 500"),
+        ]
+        #expect(plan(answers, snapshot(users)).verdicts == [
+            Verdict(user: .existing(1), vouches: true), Verdict(user: .existing(2), vouches: true),
+            Verdict(user: .existing(3), vouches: false),
+        ])
     }
 
     @Test func deletedUsersAndUnlinkedUsersAreNotTargeted() {

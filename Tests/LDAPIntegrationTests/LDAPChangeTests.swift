@@ -76,6 +76,39 @@ import Testing
         _ = p3
     }
 
+    /// Issue 11 item 5: who is a person. In Active Directory mode a contact and a computer in an
+    /// organ get no account and are not even rejected (SudoSOS's own filter,
+    /// `(&(objectClass=user)(objectCategory=person))`); in OpenLDAP mode person objects count as
+    /// today (the contact, an inetOrgPerson there, is a person; the computer, a device, is not).
+    @Test(arguments: [TestDirectory.slapd, .activeDirectory])
+    func contactsAndComputersInAnOrganAreNotPeople(_ directory: TestDirectory) async throws {
+        let scratch = try ScratchOrganisation.create(
+            directory,
+            people: [.init(key: "p1", given: "Piet", sn: "Mens")],
+            others: ["c1": .contact(given: "Karel", sn: "Contact"), "pc1": .computer],
+            groups: [
+                .init(key: "A", ou: "Shared", display: "Organ A", members: ["p1", "c1", "pc1"]),
+                .init(key: "SudoSOS Service Accounts", ou: "Groups", members: []),
+            ])
+        defer { scratch.destroy() }
+        let f = try LDAPRunFixture()
+        defer { f.drop() }
+        let settings = try directory.settings(organisation: scratch.org)
+        let run = await f.run(settings)
+        #expect(run.exitCode == .success, "\(run.summary.error ?? "")")
+        #expect(run.plan?.rejected == [], "\(run.plan?.rejected ?? [])")
+        let names = try f.db.sql(#"SELECT string_agg("firstName", ',' ORDER BY "firstName") FROM "user""#)
+        let organ = try f.userId("Organ A")
+        let members = try f.db.sql(#"SELECT count(*) FROM organ_membership WHERE "organId" = \#(organ)"#)
+        if directory.isSlapd {
+            #expect(names == "Karel,Organ A,Piet")
+            #expect(members == "2")
+        } else {
+            #expect(names == "Organ A,Piet", "no account for the contact or the computer")
+            #expect(members == "1")
+        }
+    }
+
     @Test(arguments: [TestDirectory.slapd, .activeDirectory], Engine.allCases)
     func aRemovalOverTheThresholdIsRefusedAndWritesNothing(_ directory: TestDirectory, _ engine: Engine) async throws {
         let scratch = try Self.organisation(directory)
@@ -156,14 +189,7 @@ import Testing
                     interval: 15m
                     max_deletions: \(maxDeletions)
                     max_deletion_ratio: 1.0
-                    server_url: \(try directory.env("URL"))
-                    base: "\(scratch.org)"
-                    bind_user: "\(try directory.env("BIND_DN"))"
-                    shared_account_filter: "OU=Shared,\(scratch.org)"
-                    role_filter: "OU=Roles,\(scratch.org)"
-                    service_account_filter: "CN=SudoSOS Service Accounts,OU=Groups,\(scratch.org)"
-                    guid_attribute: objectGUID
-                    nested_groups: member_attribute
+                \(try scratch.ldapYAML(indent: 4))
                 """
             try yaml.write(toFile: config, atomically: true, encoding: .utf8)
         }

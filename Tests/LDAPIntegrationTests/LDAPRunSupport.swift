@@ -115,6 +115,7 @@ final class OwnSlapd {
         return LDAPSettings(
             common: ServiceSettings(enabled: true), serverURL: url, base: root, bindUser: bindDN, bindPassword: bindPassword,
             sharedAccountFilter: "OU=Organisation,\(root)", guidAttribute: .objectGUID, nestedGroups: .memberAttribute,
+            directoryType: .openLDAP,
             networkTimeout: networkTimeout, operationTimeout: operationTimeout)
     }
 

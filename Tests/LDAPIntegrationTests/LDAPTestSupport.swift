@@ -50,6 +50,7 @@ enum TestDirectory: Hashable, Sendable, CustomStringConvertible {
             sharedAccountFilter: "OU=Shared,\(org)", roleFilter: "OU=Roles,\(org)",
             serviceAccountFilter: "CN=SudoSOS Service Accounts,OU=Groups,\(org)", guidAttribute: guid,
             nestedGroups: isSlapd ? .memberAttribute : .matchingRuleInChain,
+            directoryType: isSlapd ? .openLDAP : .activeDirectory,
             caFile: self == .activeDirectory ? try env("CA") : nil,
             networkTimeout: .seconds(5), operationTimeout: .seconds(10), pageSize: pageSize)
     }

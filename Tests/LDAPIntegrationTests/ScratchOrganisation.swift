@@ -29,10 +29,20 @@ struct ScratchOrganisation {
         var members: [String]
     }
 
+    /// Objects in `OU=People` that are not AD users: AD's contact and computer classes (on slapd,
+    /// in OpenLDAP mode, a contact is an `inetOrgPerson` like any person, a computer a `device`).
+    enum NonPerson: Hashable {
+        case contact(given: String, sn: String)
+        case computer
+    }
+
     private(set) var people: [String: Person] = [:]
     private(set) var groups: [String: Group] = [:]
+    private(set) var others: [String: NonPerson] = [:]
 
-    static func create(_ directory: TestDirectory, people: [Person], groups: [Group]) throws -> ScratchOrganisation {
+    static func create(
+        _ directory: TestDirectory, people: [Person], others: [String: NonPerson] = [:], groups: [Group]
+    ) throws -> ScratchOrganisation {
         let tag = "t" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(10).lowercased()
         var scratch = ScratchOrganisation(directory: directory, tag: tag, org: "OU=\(tag),OU=Scratch,\(try directory.root)")
         var ldif = scratch.entry(scratch.org, [("objectClass", "organizationalUnit"), ("ou", tag)])
@@ -42,6 +52,10 @@ struct ScratchOrganisation {
         for person in people {
             scratch.people[person.key] = person
             ldif += scratch.personEntry(person)
+        }
+        for (key, kind) in others.sorted(by: { $0.key < $1.key }) {
+            scratch.others[key] = kind
+            ldif += scratch.nonPersonEntry(key, kind)
         }
         for group in groups {
             scratch.groups[group.key] = group
@@ -53,6 +67,7 @@ struct ScratchOrganisation {
 
     func dn(_ key: String) -> String {
         if let person = people[key] { return "CN=\(Self.rdnValue(person.cn ?? key)),OU=People,\(org)" }
+        if others[key] != nil { return "CN=\(Self.rdnValue(key)),OU=People,\(org)" }
         if let group = groups[key] { return "CN=\(Self.rdnValue(group.cn ?? key)),OU=\(group.ou),\(org)" }
         return "CN=\(key),OU=Groups,\(org)"
     }
@@ -89,6 +104,25 @@ struct ScratchOrganisation {
         try directory.modify("dn: \(dn(key))\nchangetype: delete\n")
     }
 
+    /// The connection and group keys of `services.ldap` for this organisation, as YAML lines
+    /// indented by `indent` spaces (the bind password comes from `LDAP_BIND_PW`).
+    func ldapYAML(indent: Int) throws -> String {
+        var lines = [
+            "server_url: \(try directory.env("URL"))",
+            "base: \"\(org)\"",
+            "bind_user: \"\(try directory.env("BIND_DN"))\"",
+            "shared_account_filter: \"OU=Shared,\(org)\"",
+            "role_filter: \"OU=Roles,\(org)\"",
+            "service_account_filter: \"CN=SudoSOS Service Accounts,OU=Groups,\(org)\"",
+            "guid_attribute: objectGUID",
+            "nested_groups: \(directory.isSlapd ? "member_attribute" : "matching_rule_in_chain")",
+            "directory_type: \(directory.isSlapd ? "openldap" : "active_directory")",
+        ]
+        if directory == .activeDirectory { lines.append("ca_file: \(try directory.env("CA"))") }
+        let pad = String(repeating: " ", count: indent)
+        return lines.map { pad + $0 }.joined(separator: "\n")
+    }
+
     /// Removes the whole subtree (children first).
     func destroy() {
         // A test's own slapd goes away as a whole.
@@ -115,6 +149,22 @@ struct ScratchOrganisation {
         attrs += [("cn", p.cn ?? p.key), ("givenName", p.given), ("sn", p.sn), ("displayName", p.display ?? "\(p.given) \(p.sn)")]
         if let e = p.employee { attrs.append(("employeeNumber", e)) }
         return entry(dn(p.key), attrs)
+    }
+
+    private func nonPersonEntry(_ key: String, _ kind: NonPerson) -> String {
+        var attrs: [(String, String)] = []
+        switch (kind, directory.isSlapd) {
+        case (.contact(let given, let sn), true):
+            attrs += [("objectClass", "inetOrgPerson"), ("objectClass", "adObject"), ("objectGUID::", randomGUID()),
+                      ("cn", key), ("givenName", given), ("sn", sn), ("displayName", "\(given) \(sn)")]
+        case (.contact(let given, let sn), false):
+            attrs += [("objectClass", "contact"), ("cn", key), ("givenName", given), ("sn", sn), ("displayName", "\(given) \(sn)")]
+        case (.computer, true):
+            attrs += [("objectClass", "device"), ("objectClass", "adObject"), ("objectGUID::", randomGUID()), ("cn", key)]
+        case (.computer, false):
+            attrs += [("objectClass", "computer"), ("cn", key), ("sAMAccountName", String(shortName(key).prefix(15)) + "$")]
+        }
+        return entry(dn(key), attrs)
     }
 
     private func groupEntry(_ g: Group) -> String {

@@ -73,6 +73,9 @@ import TestKit
                 plan.append(.addMembership(user: .existing(size + id), organ: .existing(organ), index: id), reason: "r")
                 plan.append(.createUser(NewUser(ref: id, type: .member, firstName: "n\(id)")), reason: "r")
                 plan.append(.notice(userId: id, kind: "k", message: "m"), reason: "r")
+                // A deletion (its balance checked at apply time: lock + balance) and a verdict.
+                plan.append(.deleteUser(userId: id, fields: []), reason: "r")
+                plan.verdicts.append(Verdict(user: .existing(id), vouches: false))
             }
             return plan
         }
@@ -82,14 +85,19 @@ import TestKit
         defer { large.drop() }
         let smallTrips = try await roundTrips(applying: try mixedPlan(small, size: 2), on: small)
         let largeTrips = try await roundTrips(applying: try mixedPlan(large, size: 300), on: large)
-        // PostgreSQL: BEGIN + 2 (creates) + 1 (user updates) + 6 relation kinds + 1 (notices) + COMMIT.
-        // MariaDB (no data-modifying WITH): the audit's column list, START + 2 (creates: insert,
+        // Both: 4 for the deletions' balance at apply time (lock users, balance tables present?,
+        // lock balances, compute) and 1 for the verdicts.
+        // PostgreSQL: BEGIN + 4 + 2 (creates) + 1 (user updates) + 6 relation kinds + 1 (verdicts)
+        // + 1 (notices) + COMMIT.
+        // MariaDB (no data-modifying WITH): the audit's column list, START + 4 + 2 (creates: insert,
         // audit) + 3 (user updates: lock and read, update, audit) + 6 relation kinds × 2 (write,
-        // audit) + 1 (notices) + COMMIT.
-        #expect(largeTrips == (engine == .postgres ? 12 : 21))
+        // audit) + 1 (verdicts) + 1 (notices) + COMMIT.
+        #expect(largeTrips == (engine == .postgres ? 17 : 26))
         #expect(smallTrips == largeTrips)
-        #expect(try large.value("SELECT count(*) FROM \(large.audit)") == "3000")
-        #expect(try large.value(#"SELECT count(*) FROM "user" WHERE active = false AND version = 2"#) == "300")
+        #expect(try large.value("SELECT count(*) FROM \(large.audit)") == "3300")
+        #expect(try large.value(#"SELECT count(*) FROM "user" WHERE active = false AND version = 2"#) == "600")
+        #expect(try large.value(#"SELECT count(*) FROM "user" WHERE deleted"#) == "300", "zero balance at apply time: deleted")
+        #expect(try large.value("SELECT count(*) FROM \(large.verdicts)") == "300")
     }
 
     @Test(arguments: Engine.allCases) func theSnapshotTakesAConstantNumberOfQueries(_ engine: Engine) async throws {

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 import SudoSOSStore
 import SyncEngine
@@ -44,6 +45,44 @@ import TestKit
             == [["test", "success", f.b(false), f.b(true), "1", f.b(true)]])
         #expect(try f.value("SELECT count(*) FROM \(f.audit) a JOIN \(f.runs) r ON r.id = a.run_id") == "2")
         #expect(reporter.phases == ["lock", "schema", "prepare", "snapshot", "fetch", "plan", "validate", "apply", "record"])
+    }
+
+    /// One verdict per user: a writing run records its verdicts even when it changes nothing
+    /// else; a dry run records none; the other service's snapshot reads them with their age
+    /// (the database's clock), and an old one is unknown.
+    @Test(arguments: Engine.allCases) func verdictsAreRecordedByWritingRunsAndReadWithTheirAge(_ engine: Engine) async throws {
+        let f = try StoreFixture(engine)
+        defer { f.drop() }
+        let jan = try f.insertUser("Jan"), piet = try f.insertUser("Piet")
+        var ldap = PlannedService { _ in
+            var plan = Plan(service: "ldap")
+            plan.verdicts = [Verdict(user: .existing(jan), vouches: true), Verdict(user: .existing(piet), vouches: false)]
+            return plan
+        }
+        ldap.name = "ldap"
+        _ = await f.runner().run(ldap, dryRun: true, reporter: SilentReporter())
+        #expect(try f.value("SELECT count(*) FROM \(f.verdicts)") == "0", "a dry run records no verdict")
+        let result = await f.runner().run(ldap, dryRun: false, reporter: SilentReporter())
+        #expect(result.exitCode == .success)
+        #expect(try f.rows("SELECT service, user_id, vouches FROM \(f.verdicts) ORDER BY user_id")
+            == [["ldap", "\(jan)", f.b(true)], ["ldap", "\(piet)", f.b(false)]])
+        // Jan's verdict is three days old.
+        try f.db.sql(f.engine == .postgres
+            ? "UPDATE sudosos_sync.verdict SET at = now() - interval '3 days' WHERE user_id = \(jan)"
+            : "UPDATE sudosos_sync_verdict SET at = UTC_TIMESTAMP(6) - INTERVAL 3 DAY WHERE user_id = \(jan)")
+        let seen = Mutex<PeerVerdicts?>(nil)
+        var gewisdb = PlannedService { snapshot in
+            seen.withLock { $0 = snapshot.peers["ldap"] }
+            return Plan(service: "gewisdb")
+        }
+        gewisdb.name = "gewisdb"
+        gewisdb.snapshotRequest = SnapshotRequest(userTypes: [.member], peers: [PeerRequest(service: "ldap", maxAge: .seconds(48 * 3600))])
+        _ = await f.runner().run(gewisdb, dryRun: false, reporter: SilentReporter())
+        let peer = try #require(seen.withLock { $0 })
+        #expect(peer.say(about: jan) == .unknown, "older than 48h")
+        #expect(peer.say(about: piet) == .doesNotVouch)
+        #expect(peer.say(about: 999_999) == .unknown, "no verdict")
+        #expect((peer.verdicts[jan]?.ageSeconds ?? 0) > 3 * 86400 - 60)
     }
 
     @Test(arguments: Engine.allCases) func aDryRunWritesNothingToSudoSOS(_ engine: Engine) async throws {

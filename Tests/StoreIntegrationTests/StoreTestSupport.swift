@@ -81,6 +81,8 @@ struct StoreFixture {
 
     /// Our audit table (`sudosos_sync.audit` / `sudosos_sync_audit`).
     var audit: String { engine == .postgres ? "sudosos_sync.audit" : "sudosos_sync_audit" }
+    /// Our verdict table.
+    var verdicts: String { engine == .postgres ? "sudosos_sync.verdict" : "sudosos_sync_verdict" }
     /// Our run table.
     var runs: String { engine == .postgres ? "sudosos_sync.run" : "sudosos_sync_run" }
 

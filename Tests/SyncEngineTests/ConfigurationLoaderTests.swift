@@ -46,6 +46,13 @@ import Testing
         #expect(ldap.common.schedule == .interval(.seconds(900)))
         #expect(ldap.serverURL == "ldaps://dc.example.org")
         #expect(ldap.bindPassword == "ldap-secret-1")
+        #expect(ldap.directoryType == .activeDirectory, "the default: SudoSOS's own person filter")
+        let openldap = try ConfigurationLoader.parse(yaml: Self.valid.replacingOccurrences(
+            of: "    bind_pw: ldap-secret-1", with: "    bind_pw: ldap-secret-1\n    directory_type: openldap"))
+        #expect(openldap.ldap?.directoryType == .openLDAP)
+        #expect(problem(Self.valid.replacingOccurrences(
+            of: "    bind_pw: ldap-secret-1", with: "    bind_pw: ldap-secret-1\n    directory_type: novell"))?
+            .contains("services.ldap.directory_type") == true)
         let gewisdb = try #require(c.gewisdb)
         #expect(gewisdb.common.schedule == .cron("41 1 * * *"))
         #expect(gewisdb.apiKey == "gewisdb-key-1")
@@ -114,6 +121,7 @@ import Testing
         #expect(ldap.common.threshold == DeletionThreshold(maxDeletions: 7, maxRatio: 0.25))
         #expect(ldap.serverURL == "ldap://a.example.org ldap://b.example.org")
         #expect(ldap.guidAttribute == .entryUUID && ldap.nestedGroups == .memberAttribute)
+        #expect(ldap.directoryType == .openLDAP, "entryUUID implies OpenLDAP's people")
         #expect(ldap.startTLS && ldap.pageSize == 250)
         #expect(ldap.networkTimeout == .seconds(3) && ldap.operationTimeout == .seconds(120))
         #expect(ldap.serviceAccountFilter == "cn=Services,dc=example,dc=org")
@@ -447,6 +455,20 @@ import Testing
         #expect(try Configuration(childJSON: data) == child)
         #expect(full.restricted(to: "nope") == nil)
         #expect(throws: SyncError.self) { try Configuration(childJSON: Data("{}".utf8)) }
+    }
+
+    /// One verdict per user: a child learns which other services run here (their verdicts
+    /// count) though it receives only its own section; a disabled service has no say.
+    @Test func aChildKnowsItsPeersAndTheVerdictMaxAge() throws {
+        var full = try ConfigurationLoader.parse(yaml: Self.valid + "\n    verdict_max_age: 3h\n")
+        #expect(full.gewisdb?.common.verdictMaxAge == .seconds(3 * 3600))
+        #expect(full.ldap?.common.verdictMaxAge == .seconds(48 * 3600), "the default")
+        let child = try #require(full.restricted(to: "gewisdb"))
+        #expect(child.peers(of: "gewisdb") == ["ldap"])
+        #expect(try Configuration(childJSON: try child.childJSON()).peers(of: "gewisdb") == ["ldap"])
+        #expect(full.restricted(to: "ldap")?.peers(of: "ldap") == ["gewisdb"])
+        full.ldap?.common.enabled = false
+        #expect(full.restricted(to: "gewisdb")?.peers(of: "gewisdb") == [])
     }
 
     @Test func listsItsSecrets() throws {

@@ -94,10 +94,11 @@ import Testing
         }
     }
 
-    @Test func rejectsLongAddressesAsTooLong() {
+    @Test func rejectsLongAddressesAsInvalidEmail() {
         let address = String(repeating: "a", count: 53) + "@example.org"  // 65 characters
         let r = rejection { _ = try Validation.email(address, field: "email", record: "member 1") }
-        #expect(r?.reason == .tooLong)
+        #expect(r?.reason == .invalidEmail)
+        #expect(r?.detail.contains("65 characters") == true)
         #expect(r?.detail.contains(address) == false)
         #expect(r?.detail.contains("email") == true)
     }

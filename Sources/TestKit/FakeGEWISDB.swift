@@ -2,21 +2,21 @@ import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
-import TestKit
 
-/// A running `gewisdb-fake` process on a free loopback port, for one test.
-final class FakeGEWISDB: @unchecked Sendable {
-    let process: Process
-    let port: Int
-    let apiKey: String
+/// A running `gewisdb-fake` process on a free loopback port, for one test (the GEWISDB and the
+/// cross-service integration tests).
+public final class FakeGEWISDB: @unchecked Sendable {
+    public let process: Process
+    public let port: Int
+    public let apiKey: String
     private let directory: URL
 
     /// The API's base URL, with GEWISDB's `/api` prefix.
-    var apiURL: String { "http://127.0.0.1:\(port)/api" }
+    public var apiURL: String { "http://127.0.0.1:\(port)/api" }
 
     /// Starts the fake with `arguments` (plus `--port 0 --port-file ... --api-key ...`) and waits
     /// until it has written its port.
-    static func start(_ arguments: [String], apiKey: String = "test-key") async throws -> FakeGEWISDB {
+    public static func start(_ arguments: [String], apiKey: String = "test-key") async throws -> FakeGEWISDB {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("gewisdb-fake-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let portFile = directory.appendingPathComponent("port")
@@ -41,7 +41,7 @@ final class FakeGEWISDB: @unchecked Sendable {
     }
 
     /// The repository's fixture of members.
-    static var fixture: String {
+    public static var fixture: String {
         TestEnvironment.repositoryRoot.appendingPathComponent("fixtures/gewisdb/members.json").path
     }
 
@@ -52,23 +52,29 @@ final class FakeGEWISDB: @unchecked Sendable {
         self.directory = directory
     }
 
-    struct FakeExited: Error, CustomStringConvertible {
-        var status: Int32
-        var description: String { "gewisdb-fake exited early (status \(status))" }
+    public struct FakeExited: Error, CustomStringConvertible {
+        public var status: Int32
+        public var description: String { "gewisdb-fake exited early (status \(status))" }
     }
 
-    struct AdminFailed: Error {
-        var status: Int
+    public struct AdminFailed: Error {
+        public var status: Int
     }
 
     /// `POST /_admin/set?...`: flips a switch of the running server.
-    func set(_ query: String) async throws {
+    public func set(_ query: String) async throws {
         let (_, status) = try await request("POST", "/_admin/set?\(query)")
         guard status == 200 else { throw AdminFailed(status: status) }
     }
 
+    /// `POST /_admin/reload`: re-reads the members file.
+    public func reload() async throws {
+        let (_, status) = try await request("POST", "/_admin/reload")
+        guard status == 200 else { throw AdminFailed(status: status) }
+    }
+
     /// `GET /_admin/stats`.
-    func stats() async throws -> [String: Int] {
+    public func stats() async throws -> [String: Int] {
         let (data, _) = try await request("GET", "/_admin/stats")
         return try JSONDecoder().decode([String: Int].self, from: data)
     }
@@ -80,7 +86,7 @@ final class FakeGEWISDB: @unchecked Sendable {
         return (data, (response as? HTTPURLResponse)?.statusCode ?? 0)
     }
 
-    func stop() {
+    public func stop() {
         if process.isRunning {
             process.terminate()
             process.waitUntilExit()
